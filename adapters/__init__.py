@@ -1,0 +1,1 @@
+"""Transport adapters, each registered by URI scheme under ``esb.adapters``."""

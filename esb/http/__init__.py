@@ -1,0 +1,1 @@
+"""The engine's HTTP servers, shared by the admin API and http:/soap: consumers."""

@@ -1,0 +1,1 @@
+"""Route files: loading with positions, the typed model, and lint."""

@@ -1,0 +1,1 @@
+"""The asyncio runtime: engine, pipelines, delivery workers."""

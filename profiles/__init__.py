@@ -1,0 +1,1 @@
+"""IHE actors hosted on the bus, one folder per IHE profile."""

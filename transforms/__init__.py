@@ -1,0 +1,1 @@
+"""XSLT and Python transforms shipped with the engine."""
