@@ -8,7 +8,6 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, disable_cre
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-
 # `_created` series double every counter's output and no dashboard here uses them.
 disable_created_metrics()
 

@@ -1,0 +1,1 @@
+"""esb deadletter commands (being written)."""

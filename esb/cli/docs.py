@@ -1,0 +1,1 @@
+"""esb docs commands (being written)."""

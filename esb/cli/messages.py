@@ -1,0 +1,1 @@
+"""esb messages commands (being written)."""

@@ -1,0 +1,1 @@
+"""esb routes commands (being written)."""

@@ -1,0 +1,1 @@
+"""esb testing commands (being written)."""
