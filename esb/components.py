@@ -101,7 +101,7 @@ class Adapter(abc.ABC):
         """Bind a URI to typed options; raises ``UriError`` with what is allowed."""
         values = dict(self.path_options(uri))
         values.update(uri.params)
-        return Endpoint(uri, build_options(self.Options, values, where=f"{self.scheme}:"))
+        return Endpoint(uri, build_options(self.Options, values, where=self.scheme))
 
     def path_options(self, uri: EndpointUri) -> dict[str, Any]:
         """Options carried by the URI's authority and path (host, port, path)."""

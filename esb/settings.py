@@ -55,8 +55,10 @@ _SCHEMA: dict[str, tuple[str, ...]] = {
 }
 
 
-def _default_node_id() -> str:
-    return f"{socket.gethostname()}-{os.getpid()}"
+def _default_node_id(http_port: int) -> str:
+    """Stable across restarts (so a restarted node takes its own claims back at once)
+    and distinct for two instances on one host (they differ in HTTP port)."""
+    return f"{socket.gethostname()}:{http_port}"
 
 
 def load_settings(path: Path | None = None) -> Settings:
@@ -111,7 +113,7 @@ def load_settings(path: Path | None = None) -> Settings:
     retention_text = get("storage", "retention", "")[1]
     route_paths = tuple(Path(p.strip()) for p in get("routes", "paths", "routes")[1].split(",") if p.strip())
     settings = Settings(
-        node_id=get("engine", "node_id", "")[1] or _default_node_id(),
+        node_id=get("engine", "node_id", "")[1] or _default_node_id(integer("listen", "http_port", "8080")),
         data_dir=data_dir,
         log_level=get("engine", "log_level", "info")[1].upper(),
         log_format=log_format,

@@ -40,7 +40,11 @@ class Nodes:
             position = (
                 Position(self.file, mark.line + 1, mark.column + 1) if mark is not None else Position(self.file, 1, 1)
             )
-            self.errors.append(ConfigError(f"YAML syntax: {exc.problem}", position))
+            message = f"YAML syntax: {exc.problem}"
+            if exc.context and exc.context_mark is not None:  # e.g. where an unclosed '{' opened
+                where = exc.context_mark
+                message += f" ({exc.context} at line {where.line + 1}, column {where.column + 1})"
+            self.errors.append(ConfigError(message, position))
             return None
 
     def mapping(

@@ -78,8 +78,14 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
 
 
 @pytest.fixture
-async def start_engine(make_settings: Callable[..., Settings]) -> AsyncIterator[Callable[..., Awaitable[Engine]]]:
+async def start_engine(
+    request: pytest.FixtureRequest, make_settings: Callable[..., Settings]
+) -> AsyncIterator[Callable[..., Awaitable[Engine]]]:
     """``await start_engine(**settings_overrides)`` -> a started engine, stopped at teardown."""
+    if "db_url" in request.fixturenames:
+        # Set the database up first so it is torn down after the engines stop,
+        # whatever order the test lists its fixtures in.
+        request.getfixturevalue("db_url")
     engines: list[Engine] = []
 
     async def start(**overrides: Any) -> Engine:

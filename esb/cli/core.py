@@ -69,6 +69,9 @@ def upgrade(ctx: click.Context) -> None:
     """Create or upgrade the journal schema to the newest revision."""
     settings = settings_of(ctx)
     journal = Journal(settings.db_url, node_id=settings.node_id)
-    journal.upgrade()
-    emit(ctx, {"database": journal.engine.url.render_as_string(hide_password=True),
-               "revision": current_revision(journal.engine), "head": head_revision(journal.engine)})  # fmt: skip
+    try:
+        journal.upgrade()
+        emit(ctx, {"database": journal.engine.url.render_as_string(hide_password=True),
+                   "revision": current_revision(journal.engine), "head": head_revision(journal.engine)})  # fmt: skip
+    finally:
+        journal.close()

@@ -3,6 +3,8 @@
 SOAP endpoints, DICOMweb, the admin API, health and metrics all live on the
 engine's HTTP port. aiohttp freezes its router once serving, so mounting is a
 dict lookup behind one catch-all route: routes can be added while running.
+A server speaks TLS when its first mount brings an ``ssl_context`` (an ``https:``
+consumer on a port of its own); later mounts must bring the same context object.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ class _Server:
     site: web.TCPSite | None = None
     mounts: dict[str, HttpHandler] = field(default_factory=dict)
     prefixes: dict[str, HttpHandler] = field(default_factory=dict)
+    ssl_context: ssl.SSLContext | None = None
 
 
 class HttpHub:
@@ -42,9 +45,14 @@ class HttpHub:
         handler: HttpHandler,
         *,
         prefix: bool = False,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         """Serve ``path`` (or everything below it with ``prefix``) on host:port."""
-        server = self._servers.setdefault((host, port), _Server(host, port))
+        server = self._servers.setdefault((host, port), _Server(host, port, ssl_context=ssl_context))
+        if server.ssl_context is not ssl_context:
+            served = "plain HTTP" if server.ssl_context is None else "HTTPS"
+            served += "" if server.ssl_context is None or ssl_context is None else " with another TLS setup"
+            raise MountConflictError(f"{host}:{port} already serves {served}; give {path} a port of its own")
         table = server.prefixes if prefix else server.mounts
         path = "/" + path.strip("/") if path.strip("/") else "/"
         if path in table:
@@ -61,7 +69,7 @@ class HttpHub:
     async def start(self, ssl_context: ssl.SSLContext | None = None) -> None:
         for server in self._servers.values():
             if server.runner is None:
-                await self._start(server, ssl_context)
+                await self._start(server, server.ssl_context or ssl_context)
 
     def bound_port(self, host: str, port: int) -> int:
         """The real port (after binding port 0 in tests)."""

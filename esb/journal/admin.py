@@ -266,3 +266,13 @@ def drop_dead(
                 .values(status="dropped", updated_at=utcnow())
             )
     return chosen
+
+
+def select_dead(
+    engine: Engine, ids: Sequence[str] = (), *, route: str | None = None, everything: bool = False
+) -> list[str]:
+    """The dead deliveries a retry or drop would touch, so a caller can work in batches.
+
+    Raises :class:`NotFoundError` naming the ids that are not in dead letter.
+    """
+    return _dead_ids(engine, ids, route, everything)

@@ -26,6 +26,12 @@ def make_engine(url: str) -> Engine:
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
         # Writers queue on SQLite's lock instead of failing: 30 s like a pool wait.
+        # This relies on pysqlite's own transaction handling, kept on purpose: it
+        # opens the transaction at the first write, so reads before it (the claim
+        # queries' SELECT) hold no snapshot, and the write then waits for the lock
+        # rather than failing with "database is locked" on a stale snapshot, as a
+        # plain BEGIN at the first read would; the claims' conditional UPDATE
+        # decides who wins. tests/journal/test_concurrency.py holds this to account.
         kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
     else:
         kwargs.update(pool_pre_ping=True, pool_size=10, max_overflow=20)
@@ -57,6 +63,14 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     with engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
+
+
+def downgrade(engine: Engine, revision: str) -> None:
+    """Step the schema back (``base`` drops the journal): for tests of the migrations and for rollbacks."""
+    config = alembic_config(engine)
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, revision)
 
 
 def current_revision(engine: Engine) -> str | None:

@@ -11,13 +11,15 @@ its leases run out.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Engine, and_, delete, insert, or_, select, update
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 
 from esb.errors import NotFoundError
 from esb.exchange import Exchange
@@ -25,7 +27,11 @@ from esb.journal import database
 from esb.journal.schema import attempts, deliveries, messages, timer_ticks
 from esb.routes.model import RetryPolicy
 
+log = logging.getLogger("esb.journal")
+
 FINAL_MESSAGE_STATES = ("processed", "filtered", "failed")
+#: deliveries that keep their message from being pruned
+OPEN_DELIVERY_STATES = ("pending", "inflight", "dead")
 
 
 def utcnow() -> dt.datetime:
@@ -72,11 +78,21 @@ class ClaimedMessage:
 
 
 class Journal:
-    def __init__(self, url: str, *, node_id: str = "node", lease: float = 300.0) -> None:
+    """One node's handle on the journal; ``clock`` is naive UTC, swappable so tests need not wait."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        node_id: str = "node",
+        lease: float = 300.0,
+        clock: Callable[[], dt.datetime] = utcnow,
+    ) -> None:
         self.url = url
         self.engine: Engine = database.make_engine(url)
         self.node_id = node_id
         self.lease = dt.timedelta(seconds=lease)
+        self.clock = clock
         self.skip_locked = self.engine.dialect.name in database.SKIP_LOCKED_DIALECTS
 
     def upgrade(self) -> None:
@@ -89,7 +105,7 @@ class Journal:
 
     def accept(self, exchange: Exchange, *, route_id: str, source: str, store_mode: str, claim: bool) -> str:
         """Commit an inbound message; only then may the caller be answered."""
-        now = utcnow()
+        now = self.clock()
         parent = exchange.message_id
         if parent is not None:
             exchange.properties.setdefault("parent_message_id", parent)
@@ -125,8 +141,13 @@ class Journal:
         new_deliveries: Sequence[NewDelivery] = (),
         error: str | None = None,
     ) -> None:
-        """Finish a message and queue its deliveries in one transaction."""
-        now = utcnow()
+        """Finish a message and queue its deliveries in one transaction.
+
+        Only a message still ``received`` is finished: when a slow node's lease ran
+        out and another node re-ran and finished the message first, the late
+        finisher's deliveries would otherwise be queued a second time.
+        """
+        now = self.clock()
         with self.engine.begin() as conn:
             row = conn.execute(
                 select(messages.c.store_mode, messages.c.route_id).where(messages.c.id == message_id)
@@ -142,7 +163,12 @@ class Journal:
             }
             if row.store_mode == "metadata":
                 values["body"] = None
-            conn.execute(update(messages).where(messages.c.id == message_id).values(**values))
+            finished = conn.execute(
+                update(messages).where(messages.c.id == message_id, messages.c.status == "received").values(**values)
+            ).rowcount
+            if not finished:
+                log.info("message %s was already finished (by another node); its result is dropped", message_id)
+                return
             self._queue(conn, message_id, row.route_id, new_deliveries, now)
 
     def _queue(
@@ -182,7 +208,7 @@ class Journal:
 
     def claim_messages(self, limit: int, route_ids: Sequence[str]) -> list[ClaimedMessage]:
         """Messages whose route never completed (crash, replay, other node died)."""
-        now = utcnow()
+        now = self.clock()
         claimable = and_(
             messages.c.status == "received",
             messages.c.route_id.in_(route_ids),
@@ -222,7 +248,7 @@ class Journal:
     # -- outbound ------------------------------------------------------------------
 
     def claim_deliveries(self, limit: int, destinations: Sequence[str] | None = None) -> list[ClaimedDelivery]:
-        now = utcnow()
+        now = self.clock()
         claimable = or_(
             and_(deliveries.c.status == "pending", deliveries.c.next_attempt_at <= now),
             and_(deliveries.c.status == "inflight", deliveries.c.lease_until < now),
@@ -273,8 +299,16 @@ class Journal:
         permanent: bool = False,
         duration_ms: float = 0.0,
     ) -> str:
-        """Log one attempt and move the delivery on; returns its new status."""
-        now = utcnow()
+        """Log one attempt and move the delivery on; returns its status afterwards.
+
+        The claim is fenced by node *and* attempt number (each claim increments
+        it): when this claim's lease ran out and another worker, even one of
+        this node, claimed the row again, a late failure must not overwrite
+        that newer claim. A late success still marks the row delivered, since
+        the peer did get the message; any other late result leaves the row as
+        it is and the row's current status is returned.
+        """
+        now = self.clock()
         if error is None:
             status = "delivered"
         elif permanent or delivery.attempts >= delivery.max_attempts:
@@ -305,12 +339,50 @@ class Journal:
                     duration_ms=duration_ms,
                 )
             )
-            conn.execute(
+            ours = conn.execute(
                 update(deliveries)
-                .where(deliveries.c.id == delivery.id, deliveries.c.claimed_by == self.node_id)
+                .where(
+                    deliveries.c.id == delivery.id,
+                    deliveries.c.status == "inflight",
+                    deliveries.c.claimed_by == self.node_id,
+                    deliveries.c.attempts == delivery.attempts,
+                )
                 .values(**values)
-            )
-        return status
+            ).rowcount
+            if ours:
+                return status
+            if status == "delivered":
+                late = conn.execute(
+                    update(deliveries)
+                    .where(deliveries.c.id == delivery.id, deliveries.c.status.in_(("pending", "inflight", "dead")))
+                    .values(**values)
+                ).rowcount
+                if late:
+                    return status
+            current = conn.execute(select(deliveries.c.status).where(deliveries.c.id == delivery.id)).scalar()
+        log.info(
+            "delivery %s: attempt %d ended after its claim was lost; left %s", delivery.id, delivery.attempts, current
+        )
+        return str(current)
+
+    def reclaim_own(self) -> tuple[int, int]:
+        """At start-up: take back what this node had claimed when it last died.
+
+        Without this a restarted single node would wait for its own leases to
+        run out before resuming. Returns (messages, deliveries) made claimable.
+        """
+        with self.engine.begin() as conn:
+            resumed = conn.execute(
+                update(messages)
+                .where(messages.c.status == "received", messages.c.claimed_by == self.node_id)
+                .values(claimed_by=None, lease_until=None)
+            ).rowcount
+            requeued = conn.execute(
+                update(deliveries)
+                .where(deliveries.c.status == "inflight", deliveries.c.claimed_by == self.node_id)
+                .values(status="pending", claimed_by=None, lease_until=None, next_attempt_at=self.clock())
+            ).rowcount
+        return resumed, requeued
 
     def release(self, delivery_ids: Sequence[str]) -> None:
         """Give back claims on shutdown so another node need not wait for the lease."""
@@ -335,38 +407,47 @@ class Journal:
     # -- housekeeping --------------------------------------------------------------
 
     def claim_tick(self, route_id: str, tick: dt.datetime) -> bool:
-        """True on the one node whose insert wins this timer tick."""
+        """True on the one node whose insert wins this timer tick.
+
+        A lost race is an IntegrityError from the unique constraint; any other
+        integrity problem is told apart by the winner's row not being there.
+        """
         try:
             with self.engine.begin() as conn:
                 conn.execute(insert(timer_ticks).values(route_id=route_id, tick=tick, node=self.node_id))
             return True
-        except Exception as exc:  # IntegrityError from any driver
-            if "unique" in str(exc).lower() or "duplicate" in str(exc).lower():
-                return False
-            raise
+        except IntegrityError:
+            with self.engine.connect() as conn:
+                taken = conn.execute(
+                    select(timer_ticks.c.node).where(timer_ticks.c.route_id == route_id, timer_ticks.c.tick == tick)
+                ).first()
+            if taken is None:
+                raise
+            return False
 
     def prune(self, older_than: dt.timedelta | None) -> int:
-        """Remove finished messages: 'none' mode at once, others after retention."""
-        now = utcnow()
+        """Remove finished messages: 'none' mode at once, others after retention.
+
+        Works in batches; returns how many messages went (0 when nothing is left).
+        The deletes re-check for open deliveries, so a delivery queued on an old
+        message meanwhile (``esb messages replay --to``) keeps it and is kept.
+        """
+        now = self.clock()
         done = messages.c.status.in_(FINAL_MESSAGE_STATES)
         open_deliveries = (
             select(deliveries.c.id)
-            .where(
-                deliveries.c.message_id == messages.c.id,
-                deliveries.c.status.in_(("pending", "inflight", "dead")),
-            )
+            .where(deliveries.c.message_id == messages.c.id, deliveries.c.status.in_(OPEN_DELIVERY_STATES))
             .exists()
         )
         expired = messages.c.store_mode == "none"
         if older_than is not None:
             expired = or_(expired, messages.c.updated_at < now - older_than)
         with self.engine.begin() as conn:
+            conn.execute(delete(timer_ticks).where(timer_ticks.c.tick < now - dt.timedelta(days=1)))
             ids = [r.id for r in conn.execute(select(messages.c.id).where(done, expired, ~open_deliveries).limit(5000))]
             if not ids:
                 return 0
-            delivery_ids = select(deliveries.c.id).where(deliveries.c.message_id.in_(ids))
-            conn.execute(delete(attempts).where(attempts.c.delivery_id.in_(delivery_ids)))
-            conn.execute(delete(deliveries).where(deliveries.c.message_id.in_(ids)))
-            conn.execute(delete(messages).where(messages.c.id.in_(ids)))
-            conn.execute(delete(timer_ticks).where(timer_ticks.c.tick < now - dt.timedelta(days=1)))
-        return len(ids)
+            closed = and_(deliveries.c.message_id.in_(ids), deliveries.c.status.not_in(OPEN_DELIVERY_STATES))
+            conn.execute(delete(attempts).where(attempts.c.delivery_id.in_(select(deliveries.c.id).where(closed))))
+            conn.execute(delete(deliveries).where(closed))
+            return int(conn.execute(delete(messages).where(messages.c.id.in_(ids), ~open_deliveries)).rowcount)

@@ -13,13 +13,16 @@ from typing import Any
 
 from esb.components import Adapter, Endpoint
 from esb.errors import ComponentError, ConfigError, LintError
+from esb.routes import model as m
 from esb.routes.model import Route
 from esb.routes.parse import parse_route_file
 from esb.runtime.context import EngineContext
 from esb.runtime.pipeline import CompiledRoute, _uri_error_offset, compile_route
-from esb.uri import UriError
+from esb.uri import UriError, did_you_mean, parse_uri
 
 ROUTE_SUFFIXES = (".yaml", ".yml")
+#: in-process endpoints: a 'to' with no route consuming it can never be delivered
+LOCAL_SCHEMES = ("direct", "seda")
 
 
 def route_files(paths: Iterable[Path]) -> tuple[list[Path], list[ConfigError]]:
@@ -61,11 +64,13 @@ def lint(paths: Iterable[Path], context: EngineContext) -> LintResult:
     result.files = len(files)
     seen: dict[str, Route] = {}
     listeners: dict[tuple[Any, ...], Route] = {}
+    unparsed = False
     for file in files:
         try:
             route = parse_route_file(file)
         except LintError as exc:
             result.errors.extend(exc.errors)
+            unparsed = True
             continue
         if route.id in seen:
             first = seen[route.id]
@@ -109,4 +114,60 @@ def lint(paths: Iterable[Path], context: EngineContext) -> LintResult:
         result.errors.extend(errors)
         if not errors:
             result.routes.append(LoadedRoute(route, compiled, adapter, endpoint))
+    if not unparsed:  # a route that did not parse may be the missing consumer
+        result.errors.extend(unconsumed_local_targets(list(seen.values()), context))
     return result
+
+
+def _local_key(uri: m.Uri, context: EngineContext) -> str | None:
+    """``seda:name`` for an in-process endpoint URI; None for anything else or a bad URI."""
+    try:
+        if parse_uri(uri.value).scheme not in LOCAL_SCHEMES:
+            return None
+        adapter, endpoint = context.endpoint(uri.value)
+    except (ComponentError, UriError):
+        return None  # reported where the URI is compiled
+    key = adapter.listen_key(endpoint)
+    return str(key[0]) if key else None
+
+
+def _targets(route: Route) -> list[m.Uri]:
+    uris: list[m.Uri] = []
+    for step in m.walk(route.steps) + m.walk(route.on_error):
+        if isinstance(step, m.ToStep | m.WiretapStep | m.EnrichStep):
+            uris.append(step.uri)
+        elif isinstance(step, m.MulticastStep):
+            uris.extend(step.uris)
+    return uris
+
+
+def unconsumed_local_targets(routes: list[Route], context: EngineContext) -> list[ConfigError]:
+    """``to: seda:x`` / ``direct:x`` that no route in the set has as ``from``.
+
+    A disabled route still counts as the consumer: disabling it for a while
+    should not make the routes that feed it fail to lint.
+    """
+    consumers = {key for r in routes if (key := _local_key(r.source, context))}
+    errors: list[ConfigError] = []
+    for route in routes:
+        if not route.enabled:
+            continue
+        for uri in _targets(route):
+            key = _local_key(uri, context)
+            if key is None or key in consumers:
+                continue
+            errors.append(ConfigError(f"no route consumes '{key}'{_suggest(key, consumers)}", uri.position))
+    return errors
+
+
+def _suggest(key: str, consumers: set[str]) -> str:
+    """The same name under the other local scheme, else a close name under the same one."""
+    scheme, _, name = key.partition(":")
+    same_name = sorted(k for k in consumers if k.partition(":")[2] == name)
+    if same_name:
+        return f" (did you mean '{same_name[0]}'?)"
+    names = [k.partition(":")[2] for k in consumers if k.startswith(scheme + ":")]
+    hint = did_you_mean(name, names)
+    if hint:
+        return hint.replace("'", f"'{scheme}:", 1)
+    return f"; add a route with 'from: {key}'"

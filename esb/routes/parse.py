@@ -100,7 +100,9 @@ class RouteParser:
         if ":" not in text:
             self.n.error(node, f"{what}: '{text}' is not an endpoint URI (e.g. file:///in)")
             return None
-        return m.Uri(text, self.n.pos(node))
+        # Point past an opening quote, so an option's column inside the URI is exact.
+        quoted = isinstance(node, yaml.ScalarNode) and node.style in ("'", '"')
+        return m.Uri(text, self.n.pos(node, 1 if quoted else 0))
 
     def steps(self, node: yaml.Node, kinds: tuple[str, ...], what: str) -> tuple[m.Step, ...]:
         out: list[m.Step] = []
@@ -325,5 +327,7 @@ def parse_route_file(path: Path) -> m.Route:
         raise LintError([ConfigError(f"cannot read route file: {exc}")]) from None
     route = parser.parse_text(text)
     if parser.errors or route is None:
-        raise LintError(parser.errors or [ConfigError("no route in file")])
+        # In file order, as an editor shows them (they are collected per key, not per line).
+        errors = sorted(parser.errors, key=lambda e: (e.position.line, e.position.column) if e.position else (0, 0))
+        raise LintError(errors or [ConfigError("no route in file")])
     return route

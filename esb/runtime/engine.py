@@ -52,6 +52,10 @@ class Engine:
     async def start(self) -> None:
         if self.settings.db_auto_upgrade:
             await asyncio.to_thread(self.journal.upgrade)
+        resumed, requeued = await asyncio.to_thread(self.journal.reclaim_own)
+        if resumed or requeued:
+            log.info("taking back %d unfinished messages and %d deliveries of node %s",
+                     resumed, requeued, self.settings.node_id)  # fmt: skip
         result = lint(self.settings.route_paths, self.context)
         if result.errors:
             raise LintError(result.errors)

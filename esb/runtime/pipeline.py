@@ -9,6 +9,7 @@ is also what ``esb lint`` runs, so both find the same problems.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,7 +20,7 @@ from esb.journal import NewDelivery
 from esb.routes import model as m
 from esb.runtime import expressions as ex_
 from esb.runtime.context import EngineContext
-from esb.uri import UriError, parse_uri
+from esb.uri import UriError, did_you_mean, parse_uri
 
 log = logging.getLogger("esb.route")
 
@@ -48,9 +49,9 @@ def _uri_error_offset(uri: m.Uri, message: str) -> Position:
     position = uri.position
     if "option '" in message:
         name = message.split("option '", 1)[1].split("'", 1)[0]
-        index = uri.value.find(name + "=")
-        if index >= 0:
-            return Position(position.file, position.line, position.column + index)
+        found = re.search(r"[?&]" + re.escape(name) + "=", uri.value)
+        if found:
+            return Position(position.file, position.line, position.column + found.start() + 1)
     return position
 
 
@@ -80,6 +81,25 @@ class Compiler:
                 out.append(executor)
         return out
 
+    def service_caller(self, uri: m.Uri) -> Callable[[Exchange], Awaitable[Exchange | None]]:
+        """``service:NAME/OPERATION`` checked now, called later."""
+        name, _, operation = parse_uri(uri.value).path.partition("/")
+        try:
+            service = self.context.service(name)
+        except ComponentError as exc:
+            raise StepError(str(exc), uri.position) from None
+        if service.operations and operation not in service.operations:
+            raise StepError(
+                f"service '{name}' has no operation '{operation}'"
+                + (did_you_mean(operation, service.operations) or f" (has: {', '.join(service.operations)})"),
+                uri.position,
+            )
+
+        async def call(exchange: Exchange) -> Exchange | None:
+            return await service.call(operation, exchange)
+
+        return call
+
     def endpoint_sender(self, uri: m.Uri, *, keep_body: bool) -> Executor:
         """``to``-like behaviour for one URI: in-line call or queued delivery."""
         try:
@@ -87,22 +107,10 @@ class Compiler:
         except UriError as exc:
             raise StepError(str(exc), uri.position) from None
         if parsed.scheme == "service":
-            name, _, operation = parsed.path.partition("/")
-            try:
-                service = self.context.service(name)
-            except ComponentError as exc:
-                raise StepError(str(exc), uri.position) from None
-            if service.operations and operation not in service.operations:
-                from esb.uri import did_you_mean
-
-                raise StepError(
-                    f"service '{name}' has no operation '{operation}'"
-                    + (did_you_mean(operation, service.operations) or f" (has: {', '.join(service.operations)})"),
-                    uri.position,
-                )
+            call = self.service_caller(uri)
 
             async def call_service(exchange: Exchange, run: Run) -> None:
-                reply = await service.call(operation, exchange if not keep_body else exchange.copy())
+                reply = await call(exchange if not keep_body else exchange.copy())
                 if reply is not None and not keep_body:
                     exchange.body, exchange.headers = reply.body, {**exchange.headers, **reply.headers}
                     exchange.attachments = reply.attachments
@@ -178,7 +186,7 @@ class Compiler:
                 raise StepError(f"unknown validator '{step.kind}'", step.position)
             return _wrap(ex_.validator(step.kind, step.target, step.options, self.route.file))
         if isinstance(step, m.FilterStep):
-            test = ex_.predicate(step.predicate)
+            test = self.predicate(step.predicate)
 
             async def filter_(exchange: Exchange, run: Run) -> None:
                 if not await test(exchange):
@@ -211,14 +219,21 @@ class Compiler:
     def enrich(self, step: m.EnrichStep) -> Executor:
         strategy = ex_.python_callable(step.strategy) if step.strategy else None
         try:
-            adapter, endpoint = self.context.endpoint(step.uri.value)
+            is_service = parse_uri(step.uri.value).scheme == "service"
+            if not is_service:
+                self.context.endpoint(step.uri.value)
+        except ComponentError as exc:
+            raise StepError(str(exc), step.uri.position) from None
         except UriError as exc:
             raise StepError(str(exc), _uri_error_offset(step.uri, str(exc))) from None
-        del adapter, endpoint
         raw = step.uri.value
+        request = self.service_caller(step.uri) if is_service else None
 
         async def enrich(exchange: Exchange, run: Run) -> None:
-            reply = await self.context.producer(raw).send(exchange.copy())
+            if request is not None:
+                reply = await request(exchange.copy())
+            else:
+                reply = await self.context.producer(raw).send(exchange.copy())
             if reply is None:
                 return
             if strategy is not None:
@@ -229,8 +244,23 @@ class Compiler:
 
         return enrich
 
+    def predicate(self, predicate: m.Predicate) -> ex_.Test:
+        """Compile a test; a bad expression is reported at the expression, not at its step."""
+        try:
+            return ex_.predicate(predicate)
+        except ComponentError as exc:
+            raise StepError(str(exc), predicate.position) from None
+
     def choice(self, step: m.ChoiceStep) -> Executor:
-        branches = [(ex_.predicate(w.predicate), self.steps(w.steps)) for w in step.whens]
+        branches: list[tuple[ex_.Test, list[Executor]]] = []
+        for when in step.whens:  # every branch is compiled, so all its errors are reported
+            try:
+                test = self.predicate(when.predicate)
+            except StepError as exc:
+                self.errors.append(exc.error)
+                self.steps(when.steps)
+                continue
+            branches.append((test, self.steps(when.steps)))
         otherwise = self.steps(step.otherwise)
 
         async def choice(exchange: Exchange, run: Run) -> None:

@@ -51,6 +51,13 @@ async def test_transform_direct_service_and_queued_delivery(
                     - filter: {header: x, equals: "2"}
                     - to: seda:never
             """,
+            "never": """
+                route:
+                  id: never
+                  from: seda:never
+                  enabled: false
+                  steps: []
+            """,
         },
     )
     engine = await start_engine(db_url=db_url)
@@ -80,6 +87,13 @@ async def test_failed_delivery_goes_dead_and_retry_redelivers(
                   from: seda:src
                   steps:
                     - to: {uri: "seda:late", retry: {max_attempts: 2, delay: 50ms}}
+            """,
+            "late": """
+                route:
+                  id: late
+                  from: seda:late
+                  enabled: false
+                  steps: []
             """,
         },
     )
@@ -123,6 +137,13 @@ async def test_on_error_parks_in_dead_letter_and_retry_reruns_route(
                   on_error:
                     - reply: {code: AE}
                     - to: dead-letter:strict
+            """,
+            "ok": """
+                route:
+                  id: ok
+                  from: seda:ok
+                  enabled: false
+                  steps: []
             """,
         },
     )
