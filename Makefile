@@ -23,6 +23,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/esb lint routes/
+	$(BIN)/esb test routes/
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

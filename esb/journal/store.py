@@ -425,10 +425,18 @@ class Journal:
                 raise
             return False
 
-    def prune(self, older_than: dt.timedelta | None) -> int:
+    def prune(
+        self,
+        older_than: dt.timedelta | None,
+        *,
+        route_id: str | None = None,
+        exclude_routes: Sequence[str] = (),
+    ) -> int:
         """Remove finished messages: 'none' mode at once, others after retention.
 
         Works in batches; returns how many messages went (0 when nothing is left).
+        ``route_id`` limits pruning to one route (its own ``retention``);
+        ``exclude_routes`` spares the routes that have one.
         The deletes re-check for open deliveries, so a delivery queued on an old
         message meanwhile (``esb messages replay --to``) keeps it and is kept.
         """
@@ -442,6 +450,10 @@ class Journal:
         expired = messages.c.store_mode == "none"
         if older_than is not None:
             expired = or_(expired, messages.c.updated_at < now - older_than)
+        if route_id is not None:
+            expired = and_(expired, messages.c.route_id == route_id)
+        if exclude_routes:
+            expired = and_(expired, messages.c.route_id.not_in(exclude_routes))
         with self.engine.begin() as conn:
             conn.execute(delete(timer_ticks).where(timer_ticks.c.tick < now - dt.timedelta(days=1)))
             ids = [r.id for r in conn.execute(select(messages.c.id).where(done, expired, ~open_deliveries).limit(5000))]

@@ -134,12 +134,17 @@ class Engine:
                 await self.routes[row.route_id].resume(exchange)
 
     async def _prune_loop(self) -> None:
+        """Global retention, and each route's own ``retention`` where it sets one."""
         retention = self.settings.retention
         older = dt.timedelta(seconds=retention) if retention else None
+        own = {r.id: dt.timedelta(seconds=r.route.retention) for r in self.routes.values() if r.route.retention}
         while True:
             try:
-                while await asyncio.to_thread(self.journal.prune, older):
+                while await asyncio.to_thread(self.journal.prune, older, exclude_routes=list(own)):
                     pass
+                for route_id, age in own.items():
+                    while await asyncio.to_thread(self.journal.prune, age, route_id=route_id):
+                        pass
             except Exception as exc:
                 log.error("pruning failed: %s", exc)
             await asyncio.sleep(PRUNE_INTERVAL)

@@ -31,19 +31,9 @@ from esb.journal import admin
 from esb.journal.schema import messages
 from esb.routes.lint import lint
 from esb.runtime.context import EngineContext
-from esb.runtime.engine import Engine
 from esb.settings import Settings
 from tests.conftest import write_routes
-
-StartEngine = Callable[..., Awaitable[Engine]]
-
-
-async def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
+from tests.support import StartEngine, wait_for
 
 
 def free_port() -> int:

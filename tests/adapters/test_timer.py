@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,16 +18,7 @@ from esb.runtime.engine import Engine
 from esb.settings import Settings
 from esb.uri import Duration
 from tests.conftest import write_routes
-
-StartEngine = Callable[..., Awaitable[Engine]]
-
-
-async def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
+from tests.support import StartEngine, wait_for
 
 
 def fired(engine: Engine, route_id: str) -> list[dict[str, Any]]:

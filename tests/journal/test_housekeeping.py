@@ -46,6 +46,21 @@ def test_prune_by_age_keeps_young_and_unfinished_messages(journal: Journal, cloc
     assert journal.prune(DAY) == 0
 
 
+def test_prune_per_route_retention(journal: Journal, clock: Clock) -> None:
+    """A route with its own retention is pruned by it alone, and spared by the global one."""
+    keep_long = accept(journal, route="archive", claim=True)
+    journal.complete(keep_long, status="processed")
+    short = accept(journal, route="chatty", claim=True)
+    journal.complete(short, status="processed")
+    clock.advance(DAY.total_seconds() * 2)
+    assert journal.prune(DAY, exclude_routes=["archive"]) == 1
+    assert message_row(journal, short) is None and message_row(journal, keep_long) is not None
+    assert journal.prune(DAY * 7, route_id="archive") == 0
+    clock.advance(DAY.total_seconds() * 7)
+    assert journal.prune(DAY * 7, route_id="archive") == 1
+    assert message_row(journal, keep_long) is None
+
+
 @pytest.mark.parametrize("status", ["pending", "inflight", "dead"])
 def test_prune_never_removes_a_message_with_open_deliveries(journal: Journal, clock: Clock, status: str) -> None:
     kept = finished(journal, store="none", delivery_status=status)

@@ -20,6 +20,7 @@ from esb.journal import admin
 from esb.journal.schema import attempts, deliveries, messages
 from esb.runtime.engine import Engine
 from tests.conftest import write_routes
+from tests.support import wait_for
 
 LEASE = 1.0
 
@@ -55,14 +56,6 @@ async def crash(engine: Engine) -> None:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
     engine.journal.engine.dispose()
-
-
-async def wait_for(predicate: Callable[[], bool], timeout: float = 4.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await asyncio.to_thread(predicate):
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.05)
 
 
 async def test_work_of_a_crashed_node_is_finished_by_another(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -10,14 +9,7 @@ from esb.exchange import Exchange
 from esb.journal import admin
 from esb.runtime.engine import Engine
 from tests.conftest import write_routes
-
-
-async def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
+from tests.support import StartEngine, wait_for
 
 
 async def test_transform_direct_service_and_queued_delivery(
@@ -160,3 +152,64 @@ async def test_on_error_parks_in_dead_letter_and_retry_reruns_route(
     await wait_for(lambda: all(m["status"] == "failed" for m in admin.list_messages(db, route="strict")))
     replayed = [m for m in admin.list_messages(db, route="strict") if m["replay_of"]]
     assert replayed and replayed[0]["replay_of"] == dead[0]["message_id"]
+
+
+async def test_split_choice_enrich_wiretap_and_multicast(tmp_path: Path, start_engine: StartEngine) -> None:
+    write_routes(
+        tmp_path / "routes",
+        {
+            "orders": """
+                route:
+                  id: orders
+                  from: seda:orders
+                  steps:
+                    - enrich: service:echo/echo
+                    - wiretap: seda:audit
+                    - split:
+                        xpath: /batch/order
+                        steps:
+                          - choice:
+                              - when: {xpath: "@priority = 'urgent'"}
+                                steps:
+                                  - to: seda:urgent
+                              - otherwise:
+                                  - multicast: [seda:routine, seda:audit]
+            """,
+            "sinks": """
+                route:
+                  id: sinks
+                  from: seda:urgent
+                  steps:
+                    - log: urgent order
+            """,
+            "routine": """
+                route:
+                  id: routine
+                  from: seda:routine
+                  steps:
+                    - log: routine order
+            """,
+            "audit": """
+                route:
+                  id: audit
+                  from: seda:audit
+                  steps:
+                    - log: audit copy
+            """,
+        },
+    )
+    engine = await start_engine()
+    body = b'<batch><order id="1" priority="urgent"/><order id="2"/><order id="3"/></batch>'
+    outcome = await engine.context.local_endpoints["seda:orders"](Exchange(body=body), True)
+    assert outcome.status == "processed"
+    assert outcome.exchange is not None and outcome.exchange.headers["esb-echo"] == "true"
+    shown = admin.get_message(engine.journal.engine, outcome.message_id or "")
+    destinations = [(d["destination"]) for d in shown["deliveries"]]
+    assert sorted(destinations) == sorted(
+        ["seda:audit", "seda:urgent", "seda:routine", "seda:audit", "seda:routine", "seda:audit"]
+    )
+    db = engine.journal.engine
+    await wait_for(lambda: len(admin.list_messages(db, route="audit")) == 3)
+    await wait_for(lambda: len(admin.list_messages(db, route="routine")) == 2)
+    bodies = sorted(m["body"] for m in (admin.get_message(db, r["id"]) for r in admin.list_messages(db, route="sinks")))
+    assert bodies == [b'<order id="1" priority="urgent"/>']
