@@ -15,12 +15,19 @@ adapter can turn it into a protocol answer (HL7 ACK, SOAP Fault, DICOM status)::
     │   ├── ValidationError            `validate` step refused the message
     │   ├── FilteredError              internal: a filter dropped the message
     │   ├── TransformError             a transform raised or returned garbage
-    │   └── DeliveryError              a producer could not deliver
-    │       └── PermanentDeliveryError retrying cannot help (4xx, bad destination)
+    │   ├── DeliveryError              a producer could not deliver
+    │   │   └── PermanentDeliveryError retrying cannot help (4xx, bad destination)
+    │   ├── Hl7Error                   an HL7 v2 message the sender must fix; answered AE/AR with ERR
+    │   └── EmpiError                  the master patient index refused an operation
+    │       ├── UnknownDomainError     an assigning authority it does not know (strict mode)
+    │       ├── UnknownPatientError    no patient with that identifier
+    │       └── StaleUpdateError       an update older than what it has
     ├── JournalError                   the message store failed or is inconsistent
     │   └── NotFoundError              no such message or delivery
     └── AdapterError                   adapter-specific failures derive from here
-        ├── MllpError > AckError > ApplicationRejectError   (issue 3)
+        ├── MllpError                  MLLP connection, framing or ACK timeout (also a DeliveryError: retried)
+        │   └── AckError               the peer answered AE/CE (retried; on_ae policy)
+        │       └── ApplicationRejectError  AR/CR, or AE under on_ae=dead (also a PermanentDeliveryError)
         └── ...
 
 Errors carry what is needed for the answer: the object, the value and what is
@@ -121,5 +128,74 @@ class NotFoundError(JournalError):
     pass
 
 
+class Hl7Error(ExchangeError):
+    """An HL7 v2 message is wrong in a way its sender must hear about.
+
+    The MLLP side answers it with ``ack_code`` (AE or AR) and an ERR segment:
+    ERR-2 ``location`` (ERL, e.g. ``PID^1^3^1^4``), ERR-3 ``error_code`` from
+    HL7 table 0357 (101 required field missing, 102 data type error, 103 table
+    value not found, 200 unsupported message type, 204 unknown key identifier,
+    207 application internal error), ERR-4 ``severity`` (E, W, I) and ``text``
+    for ERR-8. The text names the field and the value's shape, never patient data.
+    """
+
+    def __init__(
+        self,
+        text: str,
+        *,
+        error_code: str = "207",
+        location: str = "",
+        ack_code: str = "AE",
+        severity: str = "E",
+    ) -> None:
+        super().__init__(text)
+        self.text = text
+        self.error_code = error_code
+        self.location = location
+        self.ack_code = ack_code
+        self.severity = severity
+
+    def __str__(self) -> str:
+        where = f" at {self.location}" if self.location else ""
+        return f"HL7 error {self.error_code}{where}: {self.text}"
+
+
 class AdapterError(EsbError):
     """Base for adapter-specific failures (MLLP, SOAP, DICOM, ...)."""
+
+
+class MllpError(AdapterError, DeliveryError):
+    """An MLLP peer could not be reached, broke the framing or sent no ACK in time.
+
+    Also a :class:`DeliveryError`, so the delivery is retried with backoff.
+    """
+
+
+class AckError(MllpError):
+    """The peer answered with a negative ACK (AE/CE); ``ack_code`` and ``text`` say what it said."""
+
+    def __init__(self, message: str, *, ack_code: str, text: str = "", error_code: str = "") -> None:
+        super().__init__(message)
+        self.ack_code = ack_code
+        self.text = text
+        self.error_code = error_code
+
+
+class ApplicationRejectError(AckError, PermanentDeliveryError):
+    """A negative ACK that resending cannot fix (AR/CR by default): the delivery goes to dead letter."""
+
+
+class EmpiError(ExchangeError):
+    """The master patient index refused an operation (mapped to ACK AE/AR by the HL7 face)."""
+
+
+class UnknownDomainError(EmpiError):
+    """An assigning authority the EMPI does not know (strict mode) -> HL7 error 204."""
+
+
+class UnknownPatientError(EmpiError):
+    """No patient with that identifier -> PIX/PDQ answer NF, feeds answer AE 204."""
+
+
+class StaleUpdateError(EmpiError):
+    """An update older than what the EMPI already has; it is refused, not applied."""

@@ -35,6 +35,9 @@ class Run:
 
 Executor = Callable[[Exchange, Run], Awaitable[None]]
 
+#: exchange property where a service puts the NewDelivery rows it wants queued
+SERVICE_DELIVERIES = "esb.deliveries"
+
 
 class StepError(Exception):
     """A compile-time problem with a step, carrying its position."""
@@ -110,7 +113,16 @@ class Compiler:
             call = self.service_caller(uri)
 
             async def call_service(exchange: Exchange, run: Run) -> None:
-                reply = await call(exchange if not keep_body else exchange.copy())
+                request = exchange if not keep_body else exchange.copy()
+                reply = await call(request)
+                # A service may queue deliveries (EMPI events to listeners): they
+                # commit with the message's completion, all or nothing.
+                queued: list[Any] = []
+                for carrier in (request, reply):
+                    items = carrier.properties.pop(SERVICE_DELIVERIES, None) if carrier is not None else None
+                    if items is not None and all(items is not q for q in queued):  # copies share the list
+                        queued.append(items)
+                        run.deliveries.extend(items)
                 if reply is not None and not keep_body:
                     exchange.body, exchange.headers = reply.body, {**exchange.headers, **reply.headers}
                     exchange.attachments = reply.attachments
