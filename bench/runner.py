@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import pkgutil
 import platform
 import sqlite3
 import statistics
@@ -27,7 +28,6 @@ from typing import Any, Literal, TextIO
 import sqlalchemy as sa
 
 #: modules under ``bench/`` that register benchmarks, in the order ``all`` runs them
-MODULES = ("journal", "seda", "file")
 
 DbKind = Literal["sqlite", "postgresql"]
 DB_KINDS: tuple[DbKind, ...] = ("sqlite", "postgresql")
@@ -91,8 +91,10 @@ def register(name: str, *, n: int, quick_n: int, summary: str) -> Callable[[Benc
 
 
 def load_all() -> dict[str, Benchmark]:
-    for module in MODULES:
-        import_module(f"bench.{module}")
+    # every module of the package registers its benchmarks on import
+    for module in pkgutil.iter_modules([str(Path(__file__).parent)]):
+        if module.name not in ("runner", "__main__"):
+            import_module(f"bench.{module.name}")
     return REGISTRY
 
 

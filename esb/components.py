@@ -10,6 +10,7 @@ with ``to: service:NAME/OPERATION``. Nothing here knows about any one protocol.
 from __future__ import annotations
 
 import abc
+import asyncio
 import dataclasses
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -42,6 +43,9 @@ class Outcome:
     error: BaseException | None = None
     #: a protocol reply prepared by on_error (e.g. {"code": "AE"}), for the adapter
     reply: dict[str, Any] = dataclasses.field(default_factory=dict)
+    #: for ``accepted``: completes with the route's outcome (shield it before awaiting),
+    #: so a consumer can keep a connection's messages in order (MLLP ``ordered``)
+    done: asyncio.Future[Outcome] | None = None
 
 
 #: The engine's entry point for a consumer: hand over one exchange, get the outcome.

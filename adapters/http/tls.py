@@ -7,15 +7,30 @@ ciphers; all we add is the files the route names and the client-auth mode.
 from __future__ import annotations
 
 import ssl
+from typing import Protocol
 
-from adapters.http.options import HttpsOptions
+
+class TlsOptions(Protocol):
+    """The TLS fields an endpoint's options carry (``https:``, ``mllp:`` with tls=true)."""
+
+    @property
+    def certfile(self) -> str | None: ...
+    @property
+    def keyfile(self) -> str | None: ...
+    @property
+    def cafile(self) -> str | None: ...
+    @property
+    def client_auth(self) -> str: ...
+    @property
+    def verify(self) -> bool: ...
+
 
 _CLIENT_AUTH = {"none": ssl.CERT_NONE, "optional": ssl.CERT_OPTIONAL, "required": ssl.CERT_REQUIRED}
 
 
-def server_context(options: HttpsOptions) -> ssl.SSLContext:
+def server_context(options: TlsOptions) -> ssl.SSLContext:
     """The listening side: our certificate, and the CA callers' certificates must chain to."""
-    assert options.certfile, "lint requires certfile for an https: consumer"
+    assert options.certfile, "lint requires certfile for a TLS consumer"
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(options.certfile, options.keyfile)
     if options.cafile:
@@ -24,7 +39,7 @@ def server_context(options: HttpsOptions) -> ssl.SSLContext:
     return context
 
 
-def client_context(options: HttpsOptions) -> ssl.SSLContext:
+def client_context(options: TlsOptions) -> ssl.SSLContext:
     """The calling side: whom we trust (cafile or the system store) and our client certificate."""
     context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=options.cafile)
     if not options.verify:

@@ -276,3 +276,72 @@ def select_dead(
     Raises :class:`NotFoundError` naming the ids that are not in dead letter.
     """
     return _dead_ids(engine, ids, route, everything)
+
+
+def deliveries_to(
+    engine: Engine, destination: str, *, status: str | None = None, limit: int = 100, with_headers: bool = False
+) -> list[dict[str, Any]]:
+    """The delivery log of one destination (a listener's URI), newest first.
+
+    ``with_headers`` adds each row's headers (a listener's event kind and the
+    delivery it resends are there); bodies are never read.
+    """
+    columns = (*DELIVERY_COLUMNS, "headers") if with_headers else DELIVERY_COLUMNS
+    query = select(*[deliveries.c[c] for c in columns]).where(deliveries.c.destination == destination)
+    if status:
+        query = query.where(deliveries.c.status == status)
+    with engine.connect() as conn:
+        return [_row(r, columns) for r in conn.execute(query.order_by(deliveries.c.created_at.desc()).limit(limit))]
+
+
+def delivery_counts(engine: Engine, destinations: Sequence[str]) -> dict[str, dict[str, int]]:
+    """Deliveries per destination and status, for the given destinations (one grouped query)."""
+    if not destinations:
+        return {}
+    query = (
+        select(deliveries.c.destination, deliveries.c.status, func.count())
+        .where(deliveries.c.destination.in_(sorted(set(destinations))))
+        .group_by(deliveries.c.destination, deliveries.c.status)
+    )
+    out: dict[str, dict[str, int]] = {d: {} for d in destinations}
+    with engine.connect() as conn:
+        for destination, status, count in conn.execute(query):
+            out[destination][status] = int(count)
+    return out
+
+
+def resend_delivery(engine: Engine, delivery_id: str) -> str:
+    """Queue a copy of one delivery (same body, headers and destination); returns the new id.
+
+    For a listener this is "send that one message to that one listener again"
+    (A1.16); the original row and its attempt log stay as they were.
+    """
+    now = utcnow()
+    new_id = uuid.uuid4().hex
+    with engine.begin() as conn:
+        row = conn.execute(select(deliveries).where(deliveries.c.id == delivery_id)).first()
+        if row is None:
+            raise NotFoundError(f"no delivery {delivery_id}")
+        if row.body is None:
+            raise JournalError(f"delivery {delivery_id} kept no body; it cannot be resent")
+        policy = RetryPolicy(row.max_attempts, row.delay, row.multiplier, row.max_delay)
+        conn.execute(
+            insert(deliveries).values(
+                id=new_id,
+                message_id=row.message_id,
+                route_id=row.route_id,
+                destination=row.destination,
+                status="pending",
+                attempts=0,
+                max_attempts=policy.max_attempts,
+                delay=policy.delay,
+                multiplier=policy.multiplier,
+                max_delay=policy.max_delay,
+                next_attempt_at=now,
+                created_at=now,
+                updated_at=now,
+                headers={**row.headers, "esb-resend-of": delivery_id},
+                body=row.body,
+            )  # fmt: skip
+        )
+    return new_id

@@ -103,3 +103,23 @@ timer_ticks = Table(
     Column("node", String(200)),
     UniqueConstraint("route_id", "tick", name="uq_esb_timer_ticks"),
 )
+
+#: MLLP duplicate detection: (route, MSH-3, MSH-4, MSH-10) -> the first answer, kept
+#: for the route's dedup_window, so a retransmission is ACKed again on any node
+#: but processed once. ``correlation_id`` finds the journaled message when the
+#: node that took it died before recording its ACK code (``ack_code`` NULL).
+mllp_dedup = Table(
+    "esb_mllp_dedup",
+    metadata,
+    Column("route_id", String(200), primary_key=True),
+    Column("sending_application", String(250), primary_key=True),
+    Column("sending_facility", String(250), primary_key=True),
+    Column("control_id", String(200), primary_key=True),
+    Column("correlation_id", String(64), nullable=False),
+    Column("message_id", String(32)),
+    Column("ack_code", String(2)),
+    Column("error_code", String(16)),
+    Column("ack_text", String(500)),
+    Column("received_at", DateTime, nullable=False),
+    Index("ix_esb_mllp_dedup_received", "received_at"),
+)

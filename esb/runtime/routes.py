@@ -66,16 +66,16 @@ class RouteRunner:
             log.error("route %s: journal refused a message: %s", self.id, describe(exc))
             return Outcome(None, "failed", error=exc)
         self.engine.context.metrics.received.labels(self.id).inc()
-        task = asyncio.create_task(self._process_and_release(exchange))
+        task = asyncio.create_task(self._process_and_release(exchange, self.route.store))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         if wait:
             return await asyncio.shield(task)
-        return Outcome(message_id, "accepted", exchange)
+        return Outcome(message_id, "accepted", exchange, done=task)
 
-    async def _process_and_release(self, exchange: Exchange) -> Outcome:
+    async def _process_and_release(self, exchange: Exchange, store_mode: str | None = None) -> Outcome:
         try:
-            return await self.process(exchange)
+            return await self.process(exchange, store_mode)
         finally:
             self._pending.release()
 
@@ -86,7 +86,13 @@ class RouteRunner:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def process(self, exchange: Exchange) -> Outcome:
+    async def process(self, exchange: Exchange, store_mode: str | None = None) -> Outcome:
+        """Run the route on a journaled message and complete it.
+
+        ``store_mode`` is the one the message was accepted with, when this node
+        accepted it; a resumed message may have been accepted under another
+        route file, so the journal reads its own back.
+        """
         assert exchange.message_id is not None
         current_exchange.set(exchange.message_id)
         current_route.set(self.id)
@@ -110,13 +116,14 @@ class RouteRunner:
                 status=status,
                 new_deliveries=run.deliveries,
                 error=describe(error) if error else None,
+                route_id=self.id,
+                store_mode=store_mode,
             )
         except Exception as exc:
             # Still 'received' in the journal: its lease runs out and it is re-run.
             log.error("route %s: could not complete message: %s", self.id, describe(exc))
             return Outcome(exchange.message_id, "failed", exchange, exc, run.reply)
-        if run.deliveries:
-            self.engine.context.deliveries_queued.set()
+        self.engine.workers.wake(sum(d.status == "pending" for d in run.deliveries))
         getattr(metrics, status).labels(self.id).inc()
         metrics.latency.labels(self.id).observe(time.perf_counter() - started)
         if error is not None:

@@ -73,12 +73,12 @@ class IndexCore:
     def setup(self) -> None:
         """Register the master domain (idempotent; run at service start)."""
         with self.engine.begin() as conn:
-            if store.domain_row(conn, self.config.master_domain.key) is None:
+            if store.find_domain(conn, self.config.master_domain) is None:
                 store.insert_domain(conn, self.config.master_domain, kind="master", auto=False)
 
     def register_domain(self, domain: Domain, description: str = "") -> None:
         with self.engine.begin() as conn:
-            if store.domain_row(conn, domain.key) is None:
+            if store.find_domain(conn, domain) is None:
                 store.insert_domain(conn, domain, kind="local", auto=False, description=description)
 
     def domains(self) -> list[dict[str, Any]]:
@@ -89,9 +89,9 @@ class IndexCore:
         key = domain.key
         if not key:
             raise UnknownDomainError("identifier without an assigning authority")
-        row = store.domain_row(conn, key)
+        row = store.find_domain(conn, domain)
         if row is not None:
-            return key
+            return str(row.key)
         if self.config.strict_domains:
             raise UnknownDomainError(f"unknown assigning authority '{key}'")
         try:
@@ -103,10 +103,10 @@ class IndexCore:
 
     def _known_domain(self, conn: Connection, domain: Domain) -> str:
         """For queries: an unknown domain is always an error, never registered."""
-        key = domain.key
-        if not key or store.domain_row(conn, key) is None:
-            raise UnknownDomainError(f"unknown assigning authority '{key or domain.namespace}'")
-        return key
+        row = store.find_domain(conn, domain)
+        if row is None:
+            raise UnknownDomainError(f"unknown assigning authority '{domain.key or domain.namespace}'")
+        return str(row.key)
 
     # -- feed (ITI-8 / ITI-30) -----------------------------------------------------
 

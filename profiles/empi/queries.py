@@ -126,15 +126,23 @@ class QueriesMixin(IndexCore):
         ):
             if not raw:
                 continue
-            pattern, wild = _like(norm or raw)
             pin_column = patients.c.family_pinyin if column is patients.c.family else patients.c.given_pinyin
-            pin_pattern, _ = _like(pinyin or "")
-            if wild:
+            if "*" in raw:
+                # standardizing would drop the '*': match the raw pattern as hanzi, upper-case
+                # Latin (the stored form) and toneless pinyin without spaces
+                as_is, _ = _like(raw.strip())
+                upper, _ = _like(raw.strip().upper())
+                pin, _ = _like(raw.strip().lower().replace(" ", ""))
                 query = query.where(
-                    or_(column.like(pattern, escape="\\"), pin_column.like(pin_pattern or pattern, escape="\\"))
+                    or_(
+                        column.like(as_is, escape="\\"),
+                        column.like(upper, escape="\\"),
+                        pin_column.like(pin, escape="\\"),
+                    )
                 )
             else:
-                query = query.where(or_(column == pattern, pin_column == (pinyin or pattern)))
+                value = norm or raw
+                query = query.where(or_(column == value, pin_column == (pinyin or value)))
         if birth_date:
             query = query.where(patients.c.birth_date == (probe.get("birth_date") or birth_date))
         if sex:

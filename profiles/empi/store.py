@@ -58,6 +58,24 @@ def domain_row(conn: Connection, key: str) -> Any:
     return conn.execute(select(domains).where(domains.c.key == key)).first()
 
 
+def find_domain(conn: Connection, domain: Domain) -> Any:
+    """The registered domain an HD names: by OID when it has one, else by namespace.
+
+    Senders name one authority as ``HIS1``, ``HIS1&1.2.3&ISO`` or ``&1.2.3&ISO``.
+    """
+    if domain.universal_id:
+        row = conn.execute(select(domains).where(domains.c.universal_id == domain.universal_id)).first()
+        if row is not None or not domain.namespace:
+            return row
+        # an OID we do not know: the namespace only matches a domain registered without one
+        return conn.execute(
+            select(domains).where(domains.c.namespace == domain.namespace, domains.c.universal_id == "")
+        ).first()
+    if not domain.namespace:
+        return None
+    return conn.execute(select(domains).where(domains.c.namespace == domain.namespace)).first()
+
+
 def all_domains(conn: Connection) -> list[Any]:
     return list(conn.execute(select(domains).order_by(domains.c.kind, domains.c.key)))
 

@@ -57,8 +57,17 @@ def simple_standardize(record: PatientRecord) -> PatientRecord:
     return record.with_(derived=derived)
 
 
-def rec(value: str, domain: Domain = HIS, *, family: str = "ZHANG", given: str = "SAN", nid: str = "",
-        born: str = "19800506", at: str = "20260101120000", extra: tuple[Identifier, ...] = ()) -> PatientRecord:  # fmt: skip
+def rec(
+    value: str,
+    domain: Domain = HIS,
+    *,
+    family: str = "ZHANG",
+    given: str = "SAN",
+    nid: str = "",
+    born: str = "19800506",
+    at: str = "20260101120000",
+    extra: tuple[Identifier, ...] = (),
+) -> PatientRecord:
     return PatientRecord(
         identifiers=(Identifier(value, domain, "MR"), *extra),
         names=(PersonName(family, given),),
