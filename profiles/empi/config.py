@@ -32,6 +32,9 @@ class EmpiConfig:
     trust: dict[str, int] = field(default_factory=dict)
     #: listeners file (A1.14)
     listeners_file: Path | None = None
+    #: ITI-9 for an identifier unknown in a known domain: "error" (AE, ERR 204: IHE TF case 3)
+    #: or "nf" (AA with QAK NF, for consumers that expect it)
+    pix_unknown_patient: str = "error"
 
 
 def load_empi_config(path: Path | None = None) -> EmpiConfig:
@@ -45,7 +48,15 @@ def load_empi_config(path: Path | None = None) -> EmpiConfig:
     keys = nodes.mapping(
         root,
         "empi",
-        ["master_domain", "strict_domains", "matching_model", "candidate_limit", "trust", "listeners"],
+        [
+            "master_domain",
+            "strict_domains",
+            "matching_model",
+            "candidate_limit",
+            "trust",
+            "listeners",
+            "pix_unknown_patient",
+        ],
     )
     config = EmpiConfig()
     values: dict[str, object] = {}
@@ -67,6 +78,10 @@ def load_empi_config(path: Path | None = None) -> EmpiConfig:
             values["trust"] = {k: int(v) for k, v in trust.items()}
         except ValueError:
             nodes.error(keys["trust"][1], "trust ranks must be whole numbers")
+    if "pix_unknown_patient" in keys:
+        values["pix_unknown_patient"] = nodes.choice(
+            keys["pix_unknown_patient"][1], "pix_unknown_patient", ["error", "nf"]
+        )
     if "listeners" in keys:
         listeners = nodes.string(keys["listeners"][1], "listeners")
         values["listeners_file"] = Path(listeners) if listeners else None

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from esb.components import Service
 from esb.errors import EmpiError, Hl7Error, StaleUpdateError, UnknownDomainError, UnknownPatientError
@@ -160,7 +160,8 @@ class EmpiService(Service):
                 identifiers = self.index.pix(query.identifier)
             except UnknownPatientError:
                 identifiers = None
-        return self._reply(exchange, pix.rsp_k23(query, identifiers, errors=errors))
+        unknown: Literal["error", "nf"] = "nf" if self.config.pix_unknown_patient == "nf" else "error"
+        return self._reply(exchange, pix.rsp_k23(query, identifiers, errors=errors, unknown_patient=unknown))
 
     def _is_known(self, domain: Domain) -> bool:
         assert self.index is not None

@@ -99,3 +99,16 @@ async def test_strict_domains_refuse_unknown_authorities(
     async with connect(port_of(engine, "hl7-in")) as client:
         ack = await client.call(adt("A01", "s1", "PID|1||Z1^^^NEWHIS&9.9.9&ISO^MR||赵^六||19700101|F"))
         assert ack.code == "AE" and ack.error_code == "204"
+
+
+async def test_pix_unknown_patient_can_answer_aa_nf(
+    hl7_route: Path, start_engine: StartEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """IHE TF case 3 answers AE (tested above); a deployment may choose AA with NF instead."""
+    monkeypatch.setenv("ESB_EMPI_PIX_UNKNOWN_PATIENT", "nf")
+    engine = await start_engine()
+    async with connect(port_of(engine, "hl7-in")) as client:
+        assert (await client.call(adt("A01", "n1", f"PID|1||K1^^^{HIS}^MR||钱^七||19600101|M"))).code == "AA"
+        await client.send(pix("q9", "NOBODY"))
+        rsp = await client.receive()
+        assert fields(rsp, "MSA")[1] == "AA" and fields(rsp, "QAK")[2] == "NF"
