@@ -3,15 +3,20 @@ a merge later undone, strict domains and a wrong message type, each with its ACK
 
 from __future__ import annotations
 
+import asyncio
 import shutil
+import socket
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from hl7.mllp import start_hl7_server
 
 from esb.cli import main_group
+from esb.journal import admin
 from tests.adapters.mllp_support import connect, port_of
-from tests.support import StartEngine
+from tests.support import StartEngine, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 HIS = "HIS1&1.2.3.1&ISO"
@@ -19,6 +24,12 @@ HIS = "HIS1&1.2.3.1&ISO"
 
 def msh(kind: str, control: str, stamp: str = "20261129080000") -> str:
     return f"MSH|^~\\&|HIS1|HOSP|EMPI|REGION|{stamp}||{kind}|{control}|P|2.5|||||||UNICODE UTF-8"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def adt(trigger: str, control: str, pid: str, extra: str = "", stamp: str = "20261129080000") -> bytes:
@@ -112,3 +123,75 @@ async def test_pix_unknown_patient_can_answer_aa_nf(
         await client.send(pix("q9", "NOBODY"))
         rsp = await client.receive()
         assert fields(rsp, "MSA")[1] == "AA" and fields(rsp, "QAK")[2] == "NF"
+
+
+class PixConsumer:
+    """A subscribed PIX Consumer (ITI-10) on MLLP: ACKs every ADT^A31 and keeps it."""
+
+    def __init__(self) -> None:
+        self.received: list[str] = []
+
+    async def handle(self, reader: Any, writer: Any) -> None:
+        try:
+            await self._serve(reader, writer)
+        finally:
+            writer.close()
+
+    async def _serve(self, reader: Any, writer: Any) -> None:
+        while True:
+            try:
+                block = await reader.readblock()
+            except (asyncio.IncompleteReadError, ConnectionError):
+                return
+            text = block.decode("utf-8")
+            self.received.append(text)
+            control = text.split("\r")[0].split("|")[9]
+            writer.writeblock(
+                f"MSH|^~\\&|RIS|R|EMPI|E|20261129||ACK^A31^ACK|a{control}|P|2.5\rMSA|AA|{control}".encode()
+            )
+            await writer.drain()
+
+
+async def test_every_feed_trigger_and_a_late_iti10_consumer_gets_its_backlog(
+    hl7_route: Path, start_engine: StartEngine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, db_url: str
+) -> None:
+    consumer_port = free_port()
+    (tmp_path / "listeners.yaml").write_text(
+        f"listeners:\n  - {{name: ris-pix, uri: 'mllp://127.0.0.1:{consumer_port}?timeout=2s', format: iti10}}\n"
+    )
+    monkeypatch.setenv("ESB_EMPI_LISTENERS", str(tmp_path / "listeners.yaml"))
+    engine = await start_engine(db_url=db_url, delivery_poll=0.05)
+    a, b = f"PID|1||A1^^^{HIS}^MR||孙^一||19700101|F", f"PID|1||B1^^^{HIS}^MR||周^二||19710202|M"
+    async with connect(port_of(engine, "hl7-in")) as client:
+        for control, message in [
+            ("t1", adt("A04", "t1", a)),
+            ("t2", adt("A28", "t2", b)),
+            ("t3", adt("A08", "t3", a.replace("孙^一", "孙^壹"), stamp="20261129081000")),
+            ("t4", adt("A24", "t4", a, b, "20261129082000")),
+            ("t5", adt("A37", "t5", a, b, "20261129083000")),
+            ("t6", adt("A29", "t6", b, stamp="20261129084000")),
+        ]:
+            ack = await client.call(message)
+            assert (control, ack.code) == (control, "AA"), ack
+        await client.send(pix("q1", "B1"))
+        assert fields(await client.receive(), "MSA")[1] == "AE"  # deleted
+        await client.send(f"{msh('QCN^J01^QCN_J01', 'c1')}\rQID|p1|IHE PDQ Query".encode())
+        assert fields(await client.receive(), "MSA")[1] == "AA"
+
+    db = engine.journal.engine
+    destination = f"mllp://127.0.0.1:{consumer_port}?timeout=2s"
+    await wait_for(lambda: bool(admin.deliveries_to(db, destination, status="pending")), what="a failed attempt")
+    peer = PixConsumer()
+    server = await start_hl7_server(peer.handle, "127.0.0.1", consumer_port)
+    try:
+        await wait_for(lambda: len(peer.received) == 6, timeout=20, what="the backlog of A31 notifications")
+        assert all("ADT^A31" in m for m in peer.received)
+        assert any("A1^^^HIS1&1.2.3.1&ISO" in m for m in peer.received)
+        await wait_for(
+            lambda: {d["status"] for d in admin.deliveries_to(db, destination)} == {"delivered"},
+            what="every delivery recorded as delivered",
+        )
+        assert len(admin.deliveries_to(db, destination)) == 6
+    finally:
+        server.close()
+        await server.wait_closed()
