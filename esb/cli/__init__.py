@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from esb.cli import core, deadletter, docs, empi, listeners, messages, routes, testing  # noqa: F401  (registers commands)
+from esb.cli import core, deadletter, docs, empi, empi_codes, empi_load, listeners, messages, routes, testing  # noqa: F401  (registers commands)
 from esb.cli.common import main_group
 
 

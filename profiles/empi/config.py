@@ -35,6 +35,8 @@ class EmpiConfig:
     #: ITI-9 for an identifier unknown in a known domain: "error" (AE, ERR 204: IHE TF case 3)
     #: or "nf" (AA with QAK NF, for consumers that expect it)
     pix_unknown_patient: str = "error"
+    #: per-deployment code map files or folders of *.yaml, loaded after the shipped code sets (A1.11)
+    code_maps: tuple[Path, ...] = ()
 
 
 def load_empi_config(path: Path | None = None) -> EmpiConfig:
@@ -56,6 +58,7 @@ def load_empi_config(path: Path | None = None) -> EmpiConfig:
             "trust",
             "listeners",
             "pix_unknown_patient",
+            "code_maps",
         ],
     )
     config = EmpiConfig()
@@ -82,6 +85,9 @@ def load_empi_config(path: Path | None = None) -> EmpiConfig:
         values["pix_unknown_patient"] = nodes.choice(
             keys["pix_unknown_patient"][1], "pix_unknown_patient", ["error", "nf"]
         )
+    if "code_maps" in keys:
+        paths = (nodes.string(item, "code_maps item") for item in nodes.sequence(keys["code_maps"][1], "code_maps"))
+        values["code_maps"] = tuple(Path(p) for p in paths if p)
     if "listeners" in keys:
         listeners = nodes.string(keys["listeners"][1], "listeners")
         values["listeners_file"] = Path(listeners) if listeners else None

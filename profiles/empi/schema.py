@@ -142,3 +142,17 @@ history = Table(
     Index("ix_esb_empi_history_person", "person_id"),
     Index("ix_esb_empi_history_patient", "patient_id"),
 )
+
+#: Bulk loads (A1.5): how many input rows each named load has committed, so a killed load resumes.
+bulk_loads = Table(
+    "esb_empi_bulk_loads",
+    metadata,
+    Column("name", String(400), primary_key=True),
+    Column("rows_done", Integer, nullable=False),
+    Column("loaded", Integer, nullable=False),
+    Column("linked", Integer, nullable=False),
+    Column("rejected", Integer, nullable=False),
+    Column("started_at", DateTime, nullable=False),
+    Column("updated_at", DateTime, nullable=False),
+    Column("finished_at", DateTime),
+)

@@ -26,7 +26,7 @@ from profiles.empi.config import EmpiConfig, load_empi_config
 from profiles.empi.events import EmpiEvent
 from profiles.empi.index import FeedResult
 from profiles.empi.listeners import Listener, deliveries_for, load_listeners
-from profiles.empi.model import Domain
+from profiles.empi.model import Domain, PatientRecord
 from profiles.empi.mpi import MasterPatientIndex
 
 #: PDQ answers never hold more than this many persons, continuation or not
@@ -34,13 +34,20 @@ PDQ_MAX_RESULTS = 1000
 
 
 def build_index(engine: Any, config: EmpiConfig | None = None) -> MasterPatientIndex:
-    """The index with the configured matching model and the standard standardizer."""
+    """The index with the configured matching model and the standardizer with the deployment's code maps."""
     from profiles.empi.matching import Matcher, load_model
     from profiles.empi.standardize import standardize
+    from profiles.empi.standardize.codes import CodeMaps
 
     config = config or load_empi_config()
     matcher = Matcher(load_model(config.matching_model))
-    return MasterPatientIndex(engine, config, matcher, standardize)
+    # loaded once here, so a broken override file stops the service at start, not at the first feed
+    codes = CodeMaps.load(config.code_maps) if config.code_maps else None
+
+    def standardize_record(record: PatientRecord) -> PatientRecord:
+        return standardize(record, codes=codes)
+
+    return MasterPatientIndex(engine, config, matcher, standardize_record)
 
 
 def as_hl7_error(error: EmpiError, *, location: str = "PID^1^3^1^4") -> Hl7Error:
@@ -178,7 +185,7 @@ class EmpiService(Service):
 
         assert self.index is not None
         message = V2Message(exchange.body, None)
-        if message.header.message_code == "QCN":
+        if message.header.message_code.strip().upper() == "QCN":
             cancel = pdq.parse_qcn_j01(message)
             return self._reply(exchange, pdq.ack_j01(cancel))
         try:

@@ -22,15 +22,15 @@ from typing import TypeAlias
 
 from esb.errors import Hl7Error
 from profiles.empi.model import Domain, Identifier, PatientRecord
-from transforms.hl7v2.codec import RequestHeader, Segment, V2Message, query_error_response, reply_msh
+from transforms.hl7v2.codec import Header, Segment, V2Message, query_error_response, reply_msa, reply_msh
 from transforms.hl7v2.pid import (
     DEFAULT_OPTIONS,
     NATIONAL_ID_DOMAIN,
     PidOptions,
-    domain_of,
     is_national,
     pid_segment,
     same_domain,
+    what_domains_returned,
 )
 from transforms.hl7v2.writer import Raw, err_segment, join, render
 
@@ -91,7 +91,7 @@ class PdqQuery:
     continuation: str = ""
     #: QPD-4 search confidence threshold of the Find Candidates query, when sent
     threshold: float | None = None
-    header: RequestHeader | None = field(default=None, compare=False)
+    header: Header | None = field(default=None, compare=False)
     #: QPD-1 and the whole QPD as received (echoed in QAK-3 and the answer)
     query_name: str = ""
     qpd: str = ""
@@ -103,7 +103,7 @@ class PdqCancel:
 
     query_tag: str
     query_name: str
-    header: RequestHeader
+    header: Header
 
 
 def _canonical(path: str) -> str:
@@ -188,16 +188,7 @@ def parse_qbp_q22(
     continuation = dsc.value(1).strip() if dsc is not None else ""
     if not fields and not continuation:
         raise Hl7Error("QPD-3 needs at least one @PID query parameter", error_code="101", location="QPD^1^3")
-    domains: list[Domain] = []
-    for number, rep in enumerate(qpd.reps(8), start=1):
-        wanted = domain_of(rep[3]) if len(rep) > 3 else Domain()
-        if not wanted.key:
-            raise Hl7Error(
-                f"QPD-8 what domains returned repetition {number} needs an assigning authority (CX-4)",
-                error_code="101",
-                location=f"QPD^1^8^{number}^4",
-            )
-        domains.append(wanted)
+    domains = what_domains_returned(qpd.reps(8), "QPD^1^8")
     threshold_text = qpd.value(4).strip()
     try:
         threshold = float(threshold_text) if threshold_text else None
@@ -205,7 +196,7 @@ def parse_qbp_q22(
         threshold = None
     return PdqQuery(
         fields=fields,
-        domains=tuple(domains),
+        domains=domains,
         limit=_limit(msg.first("RCP")),
         query_tag=query_tag,
         continuation=continuation,
@@ -232,7 +223,7 @@ def ack_j01(cancel: PdqCancel, *, application: str = "", facility: str = "") -> 
     return join(
         [
             reply_msh(cancel.header, "ACK^J01^ACK", application=application, facility=facility),
-            render("MSA", ["AA", cancel.header.control_id]),
+            reply_msa(cancel.header, "AA"),
         ]
     )
 
@@ -300,7 +291,7 @@ def rsp_k22(
 
     segments = [
         reply_msh(query.header, MESSAGE_TYPE, application=application, facility=facility),
-        render("MSA", [ack, query.header.control_id]),
+        reply_msa(query.header, ack),
         *(err_segment(e) for e in errors),
         render("QAK", [query.query_tag, status, Raw(query.query_name), *counts]),
         query.qpd,

@@ -21,8 +21,8 @@ from typing import Literal
 
 from esb.errors import Hl7Error
 from profiles.empi.model import Domain, Identifier, PatientRecord
-from transforms.hl7v2.codec import RequestHeader, V2Message, query_error_response, reply_msh
-from transforms.hl7v2.pid import domain_of, pid_segment, read_cx, same_domain
+from transforms.hl7v2.codec import Header, V2Message, query_error_response, reply_msa, reply_msh
+from transforms.hl7v2.pid import pid_segment, read_cx, same_domain, what_domains_returned
 from transforms.hl7v2.writer import err_segment, join, render
 
 MESSAGE_TYPE = "RSP^K23^RSP_K23"
@@ -38,7 +38,7 @@ class PixQuery:
     domains: tuple[Domain, ...]
     #: QPD-2, echoed in QAK-1
     query_tag: str
-    header: RequestHeader
+    header: Header
     #: the QPD segment as received, echoed in the answer
     qpd: str
 
@@ -59,19 +59,10 @@ def parse_qbp_q23(message: str | bytes | V2Message, *, encoding: str | None = No
         raise Hl7Error(
             "QPD-3 person identifier needs its assigning authority (CX-4)", error_code="101", location="QPD^1^3^1^4"
         )
-    domains: list[Domain] = []
-    for number, rep in enumerate(qpd.reps(4), start=1):
-        wanted = domain_of(rep[3]) if len(rep) > 3 else Domain()
-        if not wanted.key:
-            raise Hl7Error(
-                f"QPD-4 what domains returned repetition {number} needs an assigning authority (CX-4)",
-                error_code="101",
-                location=f"QPD^1^4^{number}^4",
-            )
-        domains.append(wanted)
+    domains = what_domains_returned(qpd.reps(4), "QPD^1^4")
     return PixQuery(
         identifier=Identifier(value, domain, type_code),
-        domains=tuple(domains),
+        domains=domains,
         query_tag=query_tag,
         header=msg.header,
         qpd=qpd.render(),
@@ -132,7 +123,7 @@ def rsp_k23(
         ack, status = "AA", ("OK" if returned else "NF")
     segments = [
         reply_msh(query.header, MESSAGE_TYPE, application=application, facility=facility),
-        render("MSA", [ack, query.header.control_id]),
+        reply_msa(query.header, ack),
         *(err_segment(e) for e in errors),
         render("QAK", [query.query_tag, status]),
         query.qpd,

@@ -14,7 +14,7 @@ from esb.journal import database, schema
 from profiles.empi import schema as empi_schema
 
 #: the newest migration; every table of every module that adds to the one metadata
-HEAD = "0003"
+HEAD = "0004"
 assert empi_schema.patients.metadata is schema.metadata
 
 

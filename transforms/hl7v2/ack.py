@@ -2,56 +2,44 @@
 
 Built here rather than with ``hl7.Message.create_ack``: that one carries
 neither MSH-18 (an ACK is written in the charset of the message it answers)
-nor an ERR segment, and needs the whole original message parsed.
-
-The ERR segment follows the message's version: v2.5 and later put the location
-in ERR-2, the table 0357 code in ERR-3 and the severity in ERR-4, with the text
-for people in ERR-8; older versions get the same in ERR-1 (segment^sequence^
-field^code&text&HL70357). MSA-3 repeats the text for receivers that read only MSA.
+nor an ERR segment, and needs the whole original message parsed. The MSH
+and ERR segments are written by :mod:`transforms.hl7v2.writer` in the
+delimiters of the message answered; ERR follows its version
+(:func:`transforms.hl7v2.writer.err`). MSA-3 repeats the text for receivers
+that read only MSA.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import partial
-from typing import Any
-
-import hl7
 
 from esb.errors import Hl7Error, ValidationError
-from transforms.hl7v2.message import (
-    DEFAULT_ENCODING_CHARACTERS,
-    Header,
-    escape,
-    normalize_segments,
-    read_header,
-    unescape,
-)
+from transforms.hl7v2.codec import Header, V2Message
+from transforms.hl7v2.encoding import DEFAULT_ENCODING_CHARACTERS, escape, normalize_segments, unescape
+from transforms.hl7v2.message import read_header
+from transforms.hl7v2.writer import ERROR_CODES, err, msh, new_control_id
+
+__all__ = [
+    "ACCEPTED",
+    "ACK_CODES",
+    "ERROR_CODES",
+    "Ack",
+    "ErrorDetail",
+    "build_ack",
+    "commit_code",
+    "failure_answer",
+    "is_reply",
+    "new_control_id",
+    "read_ack",
+]
 
 ACK_CODES = ("AA", "AE", "AR", "CA", "CE", "CR")
 ACCEPTED = ("AA", "CA")
 SEVERITIES = ("E", "W", "I", "F")
 DEFAULT_VERSION = "2.5"
-#: HL7 table 0357, message error condition codes
-ERROR_CODES: dict[str, str] = {
-    "0": "Message accepted",
-    "100": "Segment sequence error",
-    "101": "Required field missing",
-    "102": "Data type error",
-    "103": "Table value not found",
-    "200": "Unsupported message type",
-    "201": "Unsupported event code",
-    "202": "Unsupported processing id",
-    "203": "Unsupported version id",
-    "204": "Unknown key identifier",
-    "205": "Duplicate key identifier",
-    "206": "Application record locked",
-    "207": "Application internal error",
-}
 #: what a ValidationError's text says -> table 0357 code (first match wins; else 207)
 VALIDATION_CODES: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"message type|no MSH", re.I), "200"),
@@ -78,20 +66,6 @@ def commit_code(code: str) -> str:
     return "C" + code[1:] if code.startswith("A") else code
 
 
-def new_control_id() -> str:
-    return uuid.uuid4().hex[:20]
-
-
-def _version(text: str) -> tuple[int, ...]:
-    numbers = re.findall(r"\d+", text)
-    return tuple(int(n) for n in numbers[:3]) if numbers else (2, 5)
-
-
-def _timestamp(now: dt.datetime | None) -> str:
-    moment = now if now is not None and now.tzinfo is not None else (now or dt.datetime.now()).astimezone()
-    return moment.strftime("%Y%m%d%H%M%S%z")
-
-
 def build_ack(
     header: Header | None,
     code: str,
@@ -109,48 +83,41 @@ def build_ack(
         raise ValueError(f"ACK code must be one of {'|'.join(ACK_CODES)} (got '{code}')")
     fs = header.field_separator if header and header.field_separator else "|"
     enc = header.encoding_characters if header and len(header.encoding_characters) >= 4 else DEFAULT_ENCODING_CHARACTERS
-    esc = partial(escape, field_separator=fs, encoding_characters=enc)
-    comp = enc[0]
     version = header.version if header and header.version else DEFAULT_VERSION
-    msh = [
-        enc,
-        header.receiving_application if header else "",
-        header.receiving_facility if header else "",
-        header.sending_application if header else "",
-        header.sending_facility if header else "",
-        _timestamp(now),
-        "",
-        comp.join(["ACK", header.trigger_event, "ACK"]) if header and header.trigger_event else "ACK",
-        control_id or new_control_id(),
-        header.processing_id if header and header.processing_id else "P",
-        version,
-        "",
-        "",
-        "",
-        "",
-        "",
-        header.charset if header else "",
+    segments = [
+        msh(
+            sending_application=header.receiving_application if header else "",
+            sending_facility=header.receiving_facility if header else "",
+            receiving_application=header.sending_application if header else "",
+            receiving_facility=header.sending_facility if header else "",
+            message_type=enc[0].join(["ACK", header.trigger_event, "ACK"])
+            if header and header.trigger_event
+            else "ACK",
+            version=version,
+            processing_id=header.processing_id if header and header.processing_id else "P",
+            charset=header.charset if header else "",
+            control_id=control_id,
+            now=now,
+            field_separator=fs,
+            encoding_characters=enc,
+        )
     ]
     text = detail.text if detail else ""
-    msa = [code, header.control_id if header else "", esc(text[:80]) if detail else ""]
-    segments = ["MSH" + fs + fs.join(msh).rstrip(fs), "MSA" + fs + fs.join(msa).rstrip(fs)]
+    msa = [code, header.control_id if header else "", escape(text[:80], fs, enc) if detail else ""]
+    segments.append("MSA" + fs + fs.join(msa).rstrip(fs))
     if detail is not None:
-        segments.append(_err(detail, fs, enc, version))
+        segments.append(
+            err(
+                detail.code,
+                detail.text,
+                detail.severity,
+                detail.location,
+                version=version,
+                field_separator=fs,
+                encoding_characters=enc,
+            )
+        )
     return "\r".join(segments) + "\r"
-
-
-def _err(detail: ErrorDetail, fs: str, enc: str, version: str) -> str:
-    comp, sub = enc[0], enc[3]
-    esc = partial(escape, field_separator=fs, encoding_characters=enc)
-    meaning = ERROR_CODES.get(detail.code, "")
-    location = [esc(part) for part in detail.location.split("^")] if detail.location else []
-    if _version(version) >= (2, 5):
-        coded = comp.join([detail.code, meaning, "HL70357"])
-        fields = ["", comp.join(location), coded, detail.severity, "", "", "", esc(detail.text)]
-    else:
-        coded = sub.join([detail.code, esc(meaning), "HL70357"])
-        fields = [comp.join((location + ["", "", ""])[:3] + [coded])]
-    return "ERR" + fs + fs.join(fields).rstrip(fs)
 
 
 def _hl7_error(error: BaseException | None) -> Hl7Error | None:
@@ -213,35 +180,24 @@ class Ack:
     header: Header
 
 
-def _field(segment: Any, number: int) -> str:
-    try:
-        return str(segment(number))
-    except IndexError:
-        return ""
-
-
 def read_ack(body: bytes, default_codec: str = "utf-8") -> Ack:
     """MSA-1, MSA-2 and the error (ERR-3 and ERR-8, or ERR-1 before v2.5, or MSA-3, unescaped) of an ACK."""
     body = normalize_segments(body)
     header = read_header(body, default_codec)
-    message = hl7.parse(body.decode(header.codec))
-    try:
-        msa = message.segment("MSA")
-    except KeyError:
-        raise Hl7Error("the answer has no MSA segment", error_code="100", ack_code="AR") from None
-    code, control_id, text, error_code = _field(msa, 1), _field(msa, 2), _field(msa, 3), ""
+    message = V2Message(body, header.codec)
+    msa = message.first("MSA")
+    if msa is None:
+        raise Hl7Error("the answer has no MSA segment", error_code="100", ack_code="AR")
+    code, control_id, text, error_code = msa.raw(1), msa.raw(2), msa.raw(3), ""
     comp, sub = header.encoding_characters[:1] or "^", header.encoding_characters[3:4] or "&"
-    try:
-        err = message.segment("ERR")
-    except KeyError:
-        err = None
-    if err is not None:
-        coded = _field(err, 3).split(comp)
+    err_segment = message.first("ERR")
+    if err_segment is not None:
+        coded = err_segment.raw(3).split(comp)
         if coded[0]:
             error_code = coded[0]
-            text = _field(err, 8) or (coded[1] if len(coded) > 1 else "") or text
+            text = err_segment.raw(8) or (coded[1] if len(coded) > 1 else "") or text
         else:
-            legacy = _field(err, 1).split(comp)
+            legacy = err_segment.raw(1).split(comp)
             parts = legacy[3].split(sub) if len(legacy) > 3 else [""]
             error_code = parts[0]
             text = text or (parts[1] if len(parts) > 1 else "")

@@ -82,9 +82,9 @@ def parse_feed(
     evn = msg.first("EVN")
     trigger = header.trigger or (evn.value(1).strip().upper() if evn is not None else "")
     # v2.3 senders may leave MSH-9.2 empty and name the trigger in EVN-1 only
-    replace(header, trigger=trigger).expect("ADT", tuple(FEED_TRIGGERS))
+    replace(header, trigger_event=trigger).expect("ADT", tuple(FEED_TRIGGERS))
     kind = FEED_TRIGGERS[trigger]
-    event_time = (evn.value(2).strip() if evn is not None else "") or header.timestamp.strip()
+    event_time = (evn.value(2).strip() if evn is not None else "") or msg.segments[0].value(7).strip()
     pids = msg.all("PID")
     if not pids:
         raise Hl7Error(f"ADT^{trigger} needs a PID segment", error_code="100", location="PID")
@@ -112,9 +112,9 @@ def parse_feed(
         prior_identifiers=prior,
         other=other,
         sending_system=header.sending_system,
-        message_control_id=header.control_id,
+        message_control_id=msg.segments[0].value(10),
         event_time=event_time,
-        version=header.version,
+        version=header.version or "2.5",
     )
 
 

@@ -5,8 +5,9 @@ encoding-character lists); the fields are then split here, lazily, field by
 field. Building python-hl7's whole container tree costs about 0.45 ms for an
 ordinary ADT message, a quarter of the CPU an end-to-end feed may spend per
 message at 1,000 messages/s on two cores, while splitting only the fields a
-mapping reads costs a few microseconds. python-hl7's ``unescape`` does not fit
-either: it logs the field value (patient data) at WARNING/ERROR.
+mapping reads costs a few microseconds (see :mod:`transforms.hl7v2.encoding`
+for why python-hl7's ``unescape`` is not used either). The MSH segment of every
+message, MLLP's or a profile's, is read into the one :class:`Header` here.
 
 Every field has one shape (repetitions -> components -> subcomponents,
 unescaped); :mod:`transforms.hl7v2.writer` writes segments back. Problems
@@ -25,38 +26,20 @@ from typing import TypeAlias
 import hl7.parser
 
 from esb.errors import Hl7Error
-from transforms.hl7v2.message import codec_for, declared_charset, first_segment, normalize_segments
-from transforms.hl7v2.writer import err_segment, join, msh, render, render_field
+from transforms.hl7v2.encoding import (
+    DEFAULT_ENCODING_CHARACTERS,
+    codec_for,
+    declared_charset,
+    first_segment,
+    normalize_segments,
+    unescape,
+)
+from transforms.hl7v2.writer import Raw, err_segment, join, msh, render, render_field
 
 #: one repetition of a field: its components, each a list of subcomponents
 Rep: TypeAlias = list[list[str]]
 _SEGMENT_ID = re.compile(r"[A-Z][A-Z0-9]{2}")
 _LINES = re.compile(r"\r\n|\r|\n")
-
-
-def unescape(text: str, separators: str = "\r|~^&", esc: str = "\\") -> str:
-    """Decode escape sequences: delimiters, ``\\Xhh\\`` hex; formatting and unknown ones are dropped."""
-    if esc not in text:
-        return text
-    field, rep, comp, sub = separators[1], separators[2], separators[3], separators[4]
-    known = {"F": field, "S": comp, "T": sub, "R": rep, "E": esc, ".br": "\n"}
-    out: list[str] = []
-    parts = text.split(esc)
-    # parts alternate literal, sequence, literal, ...; an unclosed escape stays literal
-    for i, part in enumerate(parts):
-        if i % 2 == 0:
-            out.append(part)
-        elif i == len(parts) - 1:
-            out.append(esc + part)
-        elif part in known:
-            out.append(known[part])
-        elif part[:1] == "X" and re.fullmatch(r"X(?:[0-9A-Fa-f]{2})+", part):
-            raw = bytes.fromhex(part[1:])
-            try:
-                out.append(raw.decode("utf-8"))
-            except UnicodeDecodeError:
-                out.append(raw.decode("latin-1"))
-    return "".join(out)
 
 
 class Segment:
@@ -69,6 +52,8 @@ class Segment:
         self._fields = fields
         self._separators = separators
         self._esc = esc
+        #: the field separator and MSH-2 order of the delimiters, as escaping takes them
+        self._delimiters = (separators[1], separators[3] + separators[2] + esc + separators[4])
         self._cache: dict[int, list[Rep]] = {}
         self.name = fields[0]
         self.seq = seq
@@ -88,16 +73,20 @@ class Segment:
         elif self.name == "MSH" and n in (1, 2):
             out = [[[text]]]
         elif not any(c in text for c in self._separators[2:]):
-            out = [[[unescape(text, self._separators, self._esc)]]]
+            out = [[[unescape(text, *self._delimiters)]]]
         else:
             rep_sep, comp_sep, sub_sep = self._separators[2], self._separators[3], self._separators[4]
-            esc, seps = self._esc, self._separators
+            fs, enc = self._delimiters
             out = [
-                [[unescape(sub, seps, esc) for sub in comp.split(sub_sep)] for comp in rep.split(comp_sep)]
+                [[unescape(sub, fs, enc) for sub in comp.split(sub_sep)] for comp in rep.split(comp_sep)]
                 for rep in text.split(rep_sep)
             ]
         self._cache[n] = out
         return out
+
+    def raw(self, n: int) -> str:
+        """Field ``n`` as written, still escaped and in the message's own delimiters ("" when absent)."""
+        return self._fields[n] if 0 < n < len(self._fields) else ""
 
     def value(self, n: int, rep: int = 1, comp: int = 1, sub: int = 1) -> str:
         """One leaf, "" when absent (HL7 treats absent and empty alike)."""
@@ -133,12 +122,28 @@ class Segment:
         return render(self.name, [self.reps(n) for n in range(1, len(self) + 1)])
 
 
+def delimiters(msh: str) -> tuple[str, str]:
+    """The separators (segment, field, repetition, component, subcomponent) and escape of an MSH line.
+
+    python-hl7's parse plan reads them (it handles short MSH-2 lists);
+    :class:`Hl7Error` AR 100 when it cannot.
+    """
+    try:
+        plan = hl7.parser.create_parse_plan(msh)
+    except Exception as exc:  # python-hl7 raises bare ParseException/IndexError on broken headers
+        raise Hl7Error(
+            f"the MSH delimiters cannot be read ({type(exc).__name__})", error_code="100", ack_code="AR"
+        ) from exc
+    return str(plan.separators), str(plan.esc)
+
+
 class V2Message:
     """A parsed HL7 v2 message: segments by name with occurrence numbers."""
 
     def __init__(self, text: str | bytes, encoding: str | None = None) -> None:
+        codec = encoding or "utf-8"
         if isinstance(text, bytes):
-            charset = encoding or _sniff_charset(text)
+            charset = codec = encoding or _sniff_charset(text)
             try:
                 text = text.decode(charset)
             except UnicodeDecodeError as exc:
@@ -156,13 +161,7 @@ class V2Message:
                 location="MSH",
                 ack_code="AR",
             )
-        try:
-            plan = hl7.parser.create_parse_plan(lines[0])
-        except Exception as exc:  # python-hl7 raises bare ParseException/IndexError on broken headers
-            raise Hl7Error(
-                f"the MSH delimiters cannot be read ({type(exc).__name__})", error_code="100", ack_code="AR"
-            ) from exc
-        separators, esc = str(plan.separators), str(plan.esc)
+        separators, esc = delimiters(lines[0])
         if len(set(separators + esc)) != 6:
             raise Hl7Error("MSH-1 and MSH-2 must name six distinct delimiters", error_code="100", ack_code="AR")
         counts: dict[str, int] = {}
@@ -178,7 +177,7 @@ class V2Message:
                 )
             counts[name] = counts.get(name, 0) + 1
             self.segments.append(Segment(line, counts[name], separators, esc))
-        self.header = RequestHeader.of(self.segments[0])
+        self.header = Header.of(self.segments[0], codec)
 
     def all(self, name: str) -> list[Segment]:
         return [s for s in self.segments if s.name == name]
@@ -203,49 +202,110 @@ def _sniff_charset(data: bytes) -> str:
 
 
 @dataclass(frozen=True)
-class RequestHeader:
-    """What a reply needs from a request's MSH; application and facility fields are wire-ready (escaped)."""
+class Header:
+    """The MSH segment of a message, each field as written (still escaped, in the message's delimiters).
 
+    As written because an ACK echoes them to their sender in its own
+    delimiters; :meth:`wire` gives them in the standard ones for replies that
+    are written with those. Empty fields stay empty: defaults (version 2.5,
+    processing ID P) are the reply writer's business.
+    """
+
+    field_separator: str
+    encoding_characters: str
     sending_application: str
     sending_facility: str
     receiving_application: str
     receiving_facility: str
+    #: MSH-7 (HL7 TS as sent)
     timestamp: str
     message_code: str
-    trigger: str
+    trigger_event: str
     structure: str
     control_id: str
     processing_id: str
     version: str
+    accept_ack_type: str
+    application_ack_type: str
+    #: MSH-18 as written, its first repetition ("" when absent)
     charset: str
-    #: ``APP^FACILITY`` by namespace IDs (universal IDs when those are empty): who sent the message
+    #: the Python codec the message was decoded with
+    codec: str
+    #: ``APP^FACILITY`` by namespace IDs (universal IDs when those are empty), unescaped: who sent the message
     sending_system: str
 
     @staticmethod
-    def of(msh: Segment) -> RequestHeader:
+    def of(msh: Segment, codec: str) -> Header:
+        """The header of a parsed MSH segment decoded with ``codec``."""
+        fs, enc = msh.raw(1), msh.raw(2)
+        components = msh.raw(9).split(enc[:1] or "^")
         app = msh.value(3) or msh.value(3, 1, 2)
         fac = msh.value(4) or msh.value(4, 1, 2)
-        return RequestHeader(
-            sending_application=msh.wire(3),
-            sending_facility=msh.wire(4),
-            receiving_application=msh.wire(5),
-            receiving_facility=msh.wire(6),
-            timestamp=msh.value(7),
-            message_code=msh.value(9, 1, 1).strip().upper(),
-            trigger=msh.value(9, 1, 2).strip().upper(),
-            structure=msh.value(9, 1, 3).strip().upper(),
-            control_id=msh.value(10),
-            processing_id=msh.value(11) or "P",
-            version=msh.value(12) or "2.5",
-            charset=msh.component(18, 1),
+        return Header(
+            field_separator=fs,
+            encoding_characters=enc,
+            sending_application=msh.raw(3),
+            sending_facility=msh.raw(4),
+            receiving_application=msh.raw(5),
+            receiving_facility=msh.raw(6),
+            timestamp=msh.raw(7),
+            message_code=components[0],
+            trigger_event=components[1] if len(components) > 1 else "",
+            structure=components[2] if len(components) > 2 else "",
+            control_id=msh.raw(10),
+            processing_id=msh.raw(11),
+            version=msh.raw(12),
+            accept_ack_type=msh.raw(15),
+            application_ack_type=msh.raw(16),
+            charset=msh.raw(18).split(enc[1:2] or "~")[0].strip(),
+            codec=codec,
             sending_system=f"{app}^{fac}" if fac else app,
+        )
+
+    @property
+    def message_type(self) -> str:
+        """``ADT^A01``: MSH-9.1 and 9.2 joined the way routes and validators write them."""
+        return f"{self.message_code}^{self.trigger_event}" if self.trigger_event else self.message_code
+
+    @property
+    def trigger(self) -> str:
+        """MSH-9.2 as profiles compare it (trimmed, upper case)."""
+        return self.trigger_event.strip().upper()
+
+    @property
+    def enhanced_mode(self) -> bool:
+        """MSH-15 or MSH-16 valued: the sender asked for enhanced acknowledgement rules."""
+        return bool(self.accept_ack_type or self.application_ack_type)
+
+    def exchange_headers(self) -> dict[str, str]:
+        return {
+            "hl7-message-type": self.message_type,
+            "hl7-trigger": self.trigger_event,
+            "hl7-control-id": self.control_id,
+            "hl7-version": self.version,
+            "hl7-sending-application": self.sending_application,
+            "hl7-sending-facility": self.sending_facility,
+            "hl7-receiving-application": self.receiving_application,
+            "hl7-receiving-facility": self.receiving_facility,
+            "charset": self.codec,
+        }
+
+    def wire(self, text: str) -> str:
+        """A field of this header (as written) in the standard delimiters, for replies written with those."""
+        if self.field_separator == "|" and self.encoding_characters[:4] == DEFAULT_ENCODING_CHARACTERS:
+            return text
+        fs, enc = self.field_separator, self.encoding_characters
+        rep, comp, sub = enc[1:2] or "~", enc[:1] or "^", enc[3:4] or "&"
+        return render_field(
+            [[[unescape(s, fs, enc) for s in c.split(sub)] for c in r.split(comp)] for r in text.split(rep)]
         )
 
     def expect(self, message_code: str, triggers: Sequence[str]) -> None:
         """Refuse a message of another type (AR 200) or trigger event (AR 201) than this face handles."""
-        if self.message_code != message_code:
+        code = self.message_code.strip().upper()
+        if code != message_code:
             raise Hl7Error(
-                f"MSH-9 message type must be {message_code} (got {self.message_code or 'nothing'})",
+                f"MSH-9 message type must be {message_code} (got {code or 'nothing'})",
                 error_code="200",
                 location="MSH^1^9^1^1",
                 ack_code="AR",
@@ -261,18 +321,23 @@ class RequestHeader:
             raise Hl7Error("MSH-10 message control ID is required", error_code="101", location="MSH^1^10")
 
 
-def reply_msh(request: RequestHeader, message_type: str, *, application: str = "", facility: str = "") -> str:
+def reply_msh(request: Header, message_type: str, *, application: str = "", facility: str = "") -> str:
     """The MSH of an answer to ``request``: sender and receiver swapped, version and charset echoed."""
     return msh(
-        sending_application=application or request.receiving_application,
-        sending_facility=facility or request.receiving_facility,
-        receiving_application=request.sending_application,
-        receiving_facility=request.sending_facility,
+        sending_application=application or request.wire(request.receiving_application),
+        sending_facility=facility or request.wire(request.receiving_facility),
+        receiving_application=request.wire(request.sending_application),
+        receiving_facility=request.wire(request.sending_facility),
         message_type=message_type,
-        version=request.version,
-        processing_id=request.processing_id,
-        charset=request.charset or "UNICODE UTF-8",
+        version=request.wire(request.version) or "2.5",
+        processing_id=request.wire(request.processing_id) or "P",
+        charset=request.wire(request.charset) or "UNICODE UTF-8",
     )
+
+
+def reply_msa(request: Header, code: str) -> str:
+    """MSA of an answer to ``request``: the acknowledgement code and the request's control ID echoed."""
+    return render("MSA", [code, Raw(request.wire(request.control_id))])
 
 
 def query_error_response(
@@ -293,13 +358,13 @@ def query_error_response(
         msg = request if isinstance(request, V2Message) else V2Message(request)
     except Hl7Error:
         return None
-    if (msg.header.message_code, msg.header.trigger) != expected:
+    if (msg.header.message_code.strip().upper(), msg.header.trigger) != expected:
         return None
     qpd = msg.first("QPD")
     ack = "AR" if error.ack_code == "AR" else "AE"
     segments = [
         reply_msh(msg.header, message_type, application=application),
-        render("MSA", [ack, msg.header.control_id]),
+        reply_msa(msg.header, ack),
         err_segment(error),
         render("QAK", [qpd.value(2) if qpd else "", ack]),
     ]

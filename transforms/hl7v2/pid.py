@@ -71,6 +71,27 @@ def domain_of(hd: Sequence[str]) -> Domain:
     return Domain(parts[0], parts[1], parts[2])
 
 
+def what_domains_returned(reps: Sequence[Sequence[Sequence[str]]], field: str) -> tuple[Domain, ...]:
+    """The domains of a "what domains returned" field (PIX QPD-4, PDQ QPD-8): each repetition's CX-4.
+
+    ``field`` is the ERR location prefix (``QPD^1^4``) for a repetition without an authority.
+    """
+    from esb.errors import Hl7Error
+
+    domains: list[Domain] = []
+    for number, rep in enumerate(reps, start=1):
+        wanted = domain_of(rep[3]) if len(rep) > 3 else Domain()
+        if not wanted.key:
+            raise Hl7Error(
+                f"{field.replace('^1^', '-')} what domains returned repetition {number} needs an assigning "
+                "authority (CX-4)",
+                error_code="101",
+                location=f"{field}^{number}^4",
+            )
+        domains.append(wanted)
+    return tuple(domains)
+
+
 def same_domain(a: Domain, b: Domain) -> bool:
     """Whether two authorities are one: by universal ID when both have one, else by namespace.
 

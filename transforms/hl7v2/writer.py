@@ -1,33 +1,43 @@
 """HL7 v2 segments out: values escaped, the standard delimiters ``|^~\\&``, trailing empties dropped.
 
-Hand-written rather than with ``hl7.util.escape``, which turns every non-ASCII
-character into ``\\Xhh\\`` and so mangles UTF-8 and GB18030 names; values may
-carry CR or LF (an address line), which are escaped too since receivers read
-either as a segment end.
+The MSH and ERR segments of every reply (ACKs from :mod:`transforms.hl7v2.ack`,
+query responses from the PIX/PDQ faces) are written here; those two take the
+delimiters of the message they answer, since an ACK echoes its sender's fields
+as they were written. Escaping is :func:`transforms.hl7v2.encoding.escape`.
 """
 
 from __future__ import annotations
 
+import re
+import uuid
 from collections.abc import Sequence
 from datetime import datetime
 from typing import TypeAlias
 
 from esb.errors import Hl7Error
-from transforms.hl7v2.ack import ERROR_CODES, new_control_id
+from transforms.hl7v2.encoding import DEFAULT_ENCODING_CHARACTERS, escape
+
+#: HL7 table 0357, message error condition codes
+ERROR_CODES: dict[str, str] = {
+    "0": "Message accepted",
+    "100": "Segment sequence error",
+    "101": "Required field missing",
+    "102": "Data type error",
+    "103": "Table value not found",
+    "200": "Unsupported message type",
+    "201": "Unsupported event code",
+    "202": "Unsupported processing id",
+    "203": "Unsupported version id",
+    "204": "Unknown key identifier",
+    "205": "Duplicate key identifier",
+    "206": "Application record locked",
+    "207": "Application internal error",
+}
 
 #: what the writer takes for a component: a string or its subcomponents
 Comp: TypeAlias = str | Sequence[str]
 #: what the writer takes for a field: a string, or repetitions of components
 FieldValue: TypeAlias = str | Sequence[Sequence[Comp]]
-
-_ESCAPE_OUT = str.maketrans(
-    {"\\": "\\E\\", "|": "\\F\\", "^": "\\S\\", "&": "\\T\\", "~": "\\R\\", "\r": "\\X0D\\", "\n": "\\X0A\\"}
-)
-
-
-def escape(text: str) -> str:
-    """Escape delimiters for the standard encoding characters (HL7 v2.5 section 2.7)."""
-    return text.translate(_ESCAPE_OUT)
 
 
 def render_field(value: FieldValue) -> str:
@@ -64,9 +74,21 @@ class Raw(str):
         return str(self)
 
 
-def now_ts() -> str:
-    """The current time as an HL7 TS with the UTC offset."""
-    return datetime.now().astimezone().strftime("%Y%m%d%H%M%S%z")
+def new_control_id() -> str:
+    """A fresh MSH-10: unique without coordination between nodes (20 hex digits fit ST)."""
+    return uuid.uuid4().hex[:20]
+
+
+def version_tuple(text: str) -> tuple[int, ...]:
+    """MSH-12 as numbers (``2.5.1`` -> (2, 5, 1)); (2, 5) when it holds none."""
+    numbers = re.findall(r"\d+", text)
+    return tuple(int(n) for n in numbers[:3]) if numbers else (2, 5)
+
+
+def now_ts(now: datetime | None = None) -> str:
+    """``now`` (default: the current time) as an HL7 TS with the UTC offset; naive times are local."""
+    moment = now if now is not None and now.tzinfo is not None else (now or datetime.now()).astimezone()
+    return moment.strftime("%Y%m%d%H%M%S%z")
 
 
 def msh(
@@ -80,39 +102,61 @@ def msh(
     processing_id: str = "P",
     charset: str = "UNICODE UTF-8",
     control_id: str | None = None,
+    now: datetime | None = None,
+    field_separator: str = "|",
+    encoding_characters: str = DEFAULT_ENCODING_CHARACTERS,
 ) -> str:
-    """An MSH segment; application/facility and message type are wire text (``RSP^K23^RSP_K23``)."""
-    fields: list[FieldValue] = [
-        Raw(sending_application),
-        Raw(sending_facility),
-        Raw(receiving_application),
-        Raw(receiving_facility),
-        Raw(now_ts()),
+    """An MSH segment; every value is wire text in the given delimiters (``RSP^K23^RSP_K23``)."""
+    fields = [
+        encoding_characters,
+        sending_application,
+        sending_facility,
+        receiving_application,
+        receiving_facility,
+        now_ts(now),
         "",
-        Raw(message_type),
+        message_type,
         control_id or new_control_id(),
         processing_id,
         version,
         "", "", "", "", "",
         charset,
     ]  # fmt: skip
-    return "MSH|^~\\&|" + render("MSH", fields)[4:]
+    return "MSH" + field_separator + field_separator.join(fields).rstrip(field_separator)
+
+
+def err(
+    code: str,
+    text: str,
+    severity: str = "E",
+    location: str = "",
+    *,
+    version: str = "2.5",
+    field_separator: str = "|",
+    encoding_characters: str = DEFAULT_ENCODING_CHARACTERS,
+) -> str:
+    """ERR for the message's version, ``location`` an ERL written with ``^``.
+
+    v2.5 and later put the location in ERR-2, the table 0357 code in ERR-3 and
+    the severity in ERR-4, with the text for people in ERR-8; older versions get
+    the same in ERR-1 (segment^sequence^field^code&text&HL70357).
+    """
+    fs, enc = field_separator, encoding_characters
+    comp, sub = enc[0], enc[3]
+    meaning = ERROR_CODES.get(code, "")
+    where = [escape(part, fs, enc) for part in location.split("^")] if location else []
+    if version_tuple(version) >= (2, 5):
+        coded = comp.join([code, meaning, "HL70357"])
+        fields = ["", comp.join(where), coded, escape(severity, fs, enc), "", "", "", escape(text, fs, enc)]
+    else:
+        coded = sub.join([code, escape(meaning, fs, enc), "HL70357"])
+        fields = [comp.join((where + ["", "", ""])[:3] + [coded])]
+    return "ERR" + fs + fs.join(fields).rstrip(fs)
 
 
 def err_segment(error: Hl7Error) -> str:
-    """ERR for HL7 v2.5: ERR-2 location, ERR-3 code from table 0357, ERR-4 severity, ERR-8 user message."""
-    code_text = ERROR_CODES.get(error.error_code, "")
-    return render(
-        "ERR",
-        [
-            "",
-            Raw(error.location),
-            [[error.error_code, code_text, "HL70357"]],
-            error.severity,
-            "", "", "",
-            error.text,
-        ],
-    )  # fmt: skip
+    """ERR (HL7 v2.5, standard delimiters) for an :class:`Hl7Error`."""
+    return err(error.error_code, error.text, error.severity, error.location)
 
 
 def join(segments: Sequence[str]) -> str:
