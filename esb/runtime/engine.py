@@ -100,8 +100,17 @@ class Engine:
             log.warning("%d exchanges still running at shutdown; they resume from the journal", left)
         await self.workers.stop(timeout)
         await self.context.close()
+        await self._connections_returned(timeout=5.0)
         await asyncio.to_thread(self.journal.close)
         log.info("engine stopped")
+
+    async def _connections_returned(self, timeout: float) -> None:
+        """A cancelled task's database call may still be running in its worker thread;
+        closing the pool under it would leak that connection."""
+        pool: Any = self.journal.engine.pool
+        deadline = asyncio.get_running_loop().time() + timeout
+        while getattr(pool, "checkedout", lambda: 0)() and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.01)
 
     async def run_forever(self) -> None:
         done = asyncio.Event()
