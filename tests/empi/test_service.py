@@ -178,3 +178,24 @@ async def test_merge_then_unknown_prior_and_refusals(
         await send(engine, adt("A08", "c5", ZHANG_HIS, stamp="20200101000000"))
     assert stale.value.error_code == "207"
     V2Message(merged.body, None)  # the feed leaves the ADT as the message
+
+
+async def test_twelve_listeners_each_get_each_event(
+    tmp_path: Path, start_engine: StartEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A1.14: at least ten listeners at once, added by configuration alone."""
+    lines = ["listeners:"]
+    for number in range(12):
+        events = "[registered, updated]" if number % 2 else "[registered]"
+        lines.append(f"  - {{name: l{number}, uri: 'file:{tmp_path}/out{number}', format: json, events: {events}}}")
+    (tmp_path / "listeners.yaml").write_text("\n".join(lines) + "\n")
+    monkeypatch.setenv("ESB_EMPI_LISTENERS", str(tmp_path / "listeners.yaml"))
+    write_routes(tmp_path / "routes", ROUTES)
+    engine = await start_engine()
+    await send(engine, adt("A01", "c1", LI_HIS))
+    await send(engine, adt("A08", "c2", LI_HIS, stamp="20261129090000"))
+
+    def delivered() -> list[int]:
+        return [len(list((tmp_path / f"out{n}").glob("*"))) for n in range(12)]
+
+    await wait_for(lambda: delivered() == [1, 2] * 6, what="each listener's events")
