@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from sqlalchemy import Engine, bindparam, insert, select, tuple_, update
+from sqlalchemy import Engine, bindparam, insert, select, text, tuple_, update
 from sqlalchemy.engine import Connection
 
 from esb.errors import EmpiError
@@ -167,6 +167,12 @@ def load(
         report.batches += 1
         if progress is not None:
             progress(report)
+    if report.batches and engine.dialect.name == "postgresql":
+        # the planner has no statistics for freshly filled tables: without them the feed's candidate
+        # query picks hash joins over all patients (100-200 ms instead of 0.2 ms at 100,000 patients)
+        with engine.begin() as conn:
+            for table in (blocking, patients, identifiers, persons):
+                conn.execute(text(f"ANALYZE {conn.dialect.identifier_preparer.format_table(table)}"))
     if report.finished and checkpoint is not None:
         with engine.begin() as conn:
             conn.execute(update(bulk_loads).where(bulk_loads.c.name == checkpoint).values(finished_at=utcnow()))
