@@ -248,13 +248,14 @@ class IndexCore:
         members = store.patients_of(conn, person_id) if members is None else members
         out = [Identifier(person_id, self.config.master_domain, "PI")]
         seen = {(self.config.master_domain.key, person_id)}
-        domains_by_key = {r.key: r for r in store.all_domains(conn)}
         for row in store.identifiers_of(conn, [m.id for m in members]):
             if (row.domain_key, row.value) in seen:
                 continue
             seen.add((row.domain_key, row.value))
-            d = domains_by_key.get(row.domain_key)
-            domain = Domain(d.namespace, d.universal_id, d.universal_id_type) if d else Domain(row.domain_key)
+            if row.d_namespace is None:
+                domain = Domain(row.domain_key)
+            else:
+                domain = Domain(row.d_namespace, row.d_universal_id, row.d_universal_id_type)
             out.append(Identifier(row.value, domain, row.type_code or ""))
         return out
 
