@@ -169,27 +169,41 @@ def replay(engine: Engine, message_id: str, *, to: str | None = None) -> str:
                 )  # fmt: skip
             )
         else:
-            policy = RetryPolicy()
-            conn.execute(
-                insert(deliveries).values(
-                    id=new_id,
-                    message_id=message_id,
-                    route_id=row.route_id,
-                    destination=to,
-                    status="pending",
-                    attempts=0,
-                    max_attempts=policy.max_attempts,
-                    delay=policy.delay,
-                    multiplier=policy.multiplier,
-                    max_delay=policy.max_delay,
-                    next_attempt_at=now,
-                    created_at=now,
-                    updated_at=now,
-                    headers=row.headers,
-                    body=row.body,
-                )  # fmt: skip
-            )
+            _queue_copy(conn, new_id, message_id, row.route_id, to, RetryPolicy(), row.headers, row.body, now)
     return new_id
+
+
+def _queue_copy(
+    conn: Any,
+    new_id: str,
+    message_id: str,
+    route_id: str,
+    destination: str,
+    policy: RetryPolicy,
+    headers: dict[str, str],
+    body: bytes,
+    now: dt.datetime,
+) -> None:
+    """A new pending delivery of ``body`` to ``destination`` (replay --to, resend)."""
+    conn.execute(
+        insert(deliveries).values(
+            id=new_id,
+            message_id=message_id,
+            route_id=route_id,
+            destination=destination,
+            status="pending",
+            attempts=0,
+            max_attempts=policy.max_attempts,
+            delay=policy.delay,
+            multiplier=policy.multiplier,
+            max_delay=policy.max_delay,
+            next_attempt_at=now,
+            created_at=now,
+            updated_at=now,
+            headers=headers,
+            body=body,
+        )  # fmt: skip
+    )
 
 
 def list_dead(
@@ -325,23 +339,6 @@ def resend_delivery(engine: Engine, delivery_id: str) -> str:
         if row.body is None:
             raise JournalError(f"delivery {delivery_id} kept no body; it cannot be resent")
         policy = RetryPolicy(row.max_attempts, row.delay, row.multiplier, row.max_delay)
-        conn.execute(
-            insert(deliveries).values(
-                id=new_id,
-                message_id=row.message_id,
-                route_id=row.route_id,
-                destination=row.destination,
-                status="pending",
-                attempts=0,
-                max_attempts=policy.max_attempts,
-                delay=policy.delay,
-                multiplier=policy.multiplier,
-                max_delay=policy.max_delay,
-                next_attempt_at=now,
-                created_at=now,
-                updated_at=now,
-                headers={**row.headers, "esb-resend-of": delivery_id},
-                body=row.body,
-            )  # fmt: skip
-        )
+        headers = {**row.headers, "esb-resend-of": delivery_id}
+        _queue_copy(conn, new_id, row.message_id, row.route_id, row.destination, policy, headers, row.body, now)
     return new_id
