@@ -8,7 +8,19 @@ from __future__ import annotations
 
 import click
 
-from esb.cli import core, deadletter, docs, empi, empi_codes, empi_load, listeners, messages, routes, testing  # noqa: F401  (registers commands)
+from esb.cli import (  # noqa: F401  (registers commands)
+    core,
+    deadletter,
+    docs,
+    empi,
+    empi_codes,
+    empi_load,
+    empi_reviews,
+    listeners,
+    messages,
+    routes,
+    testing,
+)
 from esb.cli.common import main_group
 
 
