@@ -369,7 +369,7 @@ class _Batch:
         for group, target in clusters:
             person_id = target
             if person_id is None:
-                person_id = "P" + store.new_id()[:15].upper()
+                person_id = store.new_person_id()
                 new_persons.append(dict(id=person_id, status="active", golden={}, created_at=now, updated_at=now))
                 self.report.persons += 1
             for position, entry in enumerate(group):
@@ -380,23 +380,9 @@ class _Batch:
                 self.report.loaded += 1
                 self.report.linked += joined
                 patient_rows.append(
-                    dict(
-                        id=patient_id,
-                        domain_key=entry.domain_key,
-                        local_id=record.identifiers[0].value,
-                        person_id=person_id,
-                        link_kind="auto",
-                        link_weight=None,
-                        status="active",
-                        merged_into=None,
-                        record=codec.to_json(record),
-                        source=record.source[:400],
-                        event_time=record.event_time,
-                        version=1,
-                        created_at=now,
-                        updated_at=now,
-                        **store._search_columns(record),
-                    )  # fmt: skip
+                    store.patient_row(
+                        patient_id, entry.domain_key, record.identifiers[0].value, record, now, person_id=person_id
+                    )
                 )
         entries = [e for group, _ in clusters for e in group]
         if new_persons:

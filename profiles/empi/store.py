@@ -145,26 +145,38 @@ def _search_columns(record: PatientRecord) -> dict[str, Any]:
     }
 
 
+def patient_row(
+    patient_id: str,
+    domain_key: str,
+    local_id: str,
+    record: PatientRecord,
+    now: Any,
+    *,
+    person_id: str | None = None,
+) -> dict[str, Any]:
+    """The values of a new patient row (one registration, or one row of a bulk load)."""
+    return {
+        "id": patient_id,
+        "domain_key": domain_key,
+        "local_id": local_id,
+        "person_id": person_id,
+        "link_kind": "auto",
+        "link_weight": None,
+        "status": "active",
+        "merged_into": None,
+        "record": codec.to_json(record),
+        "source": record.source[:400],
+        "event_time": record.event_time,
+        "version": 1,
+        "created_at": now,
+        "updated_at": now,
+        **_search_columns(record),
+    }
+
+
 def insert_patient(conn: Connection, domain_key: str, local_id: str, record: PatientRecord) -> str:
     patient_id = new_id()
-    now = utcnow()
-    conn.execute(
-        insert(patients).values(
-            id=patient_id,
-            domain_key=domain_key,
-            local_id=local_id,
-            person_id=None,
-            link_kind="auto",
-            status="active",
-            record=codec.to_json(record),
-            source=record.source[:400],
-            event_time=record.event_time,
-            version=1,
-            created_at=now,
-            updated_at=now,
-            **_search_columns(record),
-        )  # fmt: skip
-    )
+    conn.execute(insert(patients).values(**patient_row(patient_id, domain_key, local_id, record, utcnow())))
     return patient_id
 
 
@@ -245,8 +257,13 @@ def candidates(conn: Connection, patient_id: str, keys: Sequence[str], limit: in
     return [r.patient_id for r in conn.execute(query)]
 
 
+def new_person_id() -> str:
+    """A master ID: 'P' and 15 hex digits, unique without a sequence (any node may mint one)."""
+    return "P" + uuid.uuid4().hex[:15].upper()
+
+
 def new_person(conn: Connection) -> str:
-    person_id = "P" + uuid.uuid4().hex[:15].upper()
+    person_id = new_person_id()
     now = utcnow()
     conn.execute(insert(persons).values(id=person_id, status="active", golden={}, created_at=now, updated_at=now))
     return person_id
