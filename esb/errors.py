@@ -18,10 +18,11 @@ adapter can turn it into a protocol answer (HL7 ACK, SOAP Fault, DICOM status)::
     │   ├── DeliveryError              a producer could not deliver
     │   │   └── PermanentDeliveryError retrying cannot help (4xx, bad destination)
     │   ├── Hl7Error                   an HL7 v2 message the sender must fix; answered AE/AR with ERR
-    │   └── EmpiError                  the master patient index refused an operation
-    │       ├── UnknownDomainError     an assigning authority it does not know (strict mode)
-    │       ├── UnknownPatientError    no patient with that identifier
-    │       └── StaleUpdateError       an update older than what it has
+    │   ├── EmpiError                  the master patient index refused an operation
+    │   │   ├── UnknownDomainError     an assigning authority it does not know (strict mode)
+    │   │   ├── UnknownPatientError    no patient with that identifier
+    │   │   └── StaleUpdateError       an update older than what it has
+    │   └── XdsError                   XDS registry/repository refusals with their XDS error codes
     ├── JournalError                   the message store failed or is inconsistent
     │   └── NotFoundError              no such message or delivery
     └── AdapterError                   adapter-specific failures derive from here
@@ -199,3 +200,37 @@ class UnknownPatientError(EmpiError):
 
 class StaleUpdateError(EmpiError):
     """An update older than what the EMPI already has; it is refused, not applied."""
+
+
+class XdsError(ExchangeError):
+    """An XDS transaction the registry or repository refuses, answered as a RegistryError.
+
+    ``code`` is the IHE error code (``XDSRegistryMetadataError``,
+    ``XDSUnknownPatientId``, ...; ITI TF-3 4.2.4.1), ``location`` names the
+    object (an id or uniqueId), never patient data. One error can carry others
+    (``more``) so one response lists every problem of a submission.
+    """
+
+    def __init__(
+        self,
+        text: str,
+        *,
+        code: str = "XDSRegistryError",
+        location: str = "",
+        severity: str = "Error",
+        more: tuple[XdsError, ...] = (),
+    ) -> None:
+        super().__init__(text)
+        self.text = text
+        self.code = code
+        self.location = location
+        self.severity = severity
+        self.more = more
+
+    def all(self) -> list[XdsError]:
+        """This error and the ones it carries, in order."""
+        return [self, *self.more]
+
+    def __str__(self) -> str:
+        where = f" at {self.location}" if self.location else ""
+        return f"{self.code}{where}: {self.text}"

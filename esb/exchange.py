@@ -7,14 +7,22 @@ body parses it once, and a route that never looks inside never parses at all.
 
 from __future__ import annotations
 
+import io
+import json
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, BinaryIO
 
 from lxml import etree
 
 #: lxml parser for untrusted input: no DTDs, no entities, no network.
 SAFE_XML_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
+
+
+#: header that lists an exchange's file-backed attachments (JSON), so a message
+#: resumed from the journal or a queued delivery gets them back
+ATTACHMENTS_HEADER = "esb-attachments"
 
 
 def new_id() -> str:
@@ -23,11 +31,57 @@ def new_id() -> str:
 
 @dataclass
 class Attachment:
-    """A binary part beside the body (MTOM part, DICOM file, ...)."""
+    """A binary part beside the body (MTOM part, DICOM file, ...).
+
+    Small parts live in memory (``data``); large ones were streamed to a file
+    (``path``) by the adapter that received them, so a 500 MB document never sits
+    in memory. ``content_id`` is bare: no ``cid:``, no angle brackets, URL-decoded.
+    """
 
     content_id: str
     content_type: str
-    data: bytes
+    data: bytes | None = None
+    path: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.data is None) == (self.path is None):
+            raise ValueError("an attachment has either data or a path")
+
+    @property
+    def size(self) -> int:
+        return len(self.data) if self.data is not None else Path(str(self.path)).stat().st_size
+
+    def open(self) -> BinaryIO:
+        """A binary stream of the content; the caller closes it."""
+        if self.data is not None:
+            return io.BytesIO(self.data)
+        return open(str(self.path), "rb")
+
+    def read(self) -> bytes:
+        """The whole content in memory: only for parts known to be small."""
+        if self.data is not None:
+            return self.data
+        return Path(str(self.path)).read_bytes()
+
+
+def attachments_header(attachments: list[Attachment]) -> str:
+    """The :data:`ATTACHMENTS_HEADER` value for file-backed attachments (in-memory ones are not listed)."""
+    listed = [
+        {"cid": a.content_id, "type": a.content_type, "path": a.path} for a in attachments if a.path is not None
+    ]
+    return json.dumps(listed, separators=(",", ":"))
+
+
+def attachments_from_headers(headers: dict[str, str]) -> list[Attachment]:
+    """The file-backed attachments recorded in ``headers`` (none when the header is absent or broken)."""
+    text = headers.get(ATTACHMENTS_HEADER)
+    if not text:
+        return []
+    try:
+        items = json.loads(text)
+        return [Attachment(str(i["cid"]), str(i["type"]), path=str(i["path"])) for i in items]
+    except (ValueError, KeyError, TypeError):
+        return []
 
 
 @dataclass

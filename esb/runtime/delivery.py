@@ -19,7 +19,7 @@ from collections import deque
 from typing import TYPE_CHECKING
 
 from esb.errors import ComponentError, PermanentDeliveryError
-from esb.exchange import Exchange
+from esb.exchange import Exchange, attachments_from_headers
 from esb.journal.store import ClaimedDelivery
 from esb.uri import UriError
 
@@ -140,6 +140,7 @@ class DeliveryWorkers:
         exchange = Exchange(
             body=delivery.body,
             headers=dict(delivery.headers),
+            attachments=attachments_from_headers(delivery.headers),
             route_id=delivery.route_id,
             message_id=delivery.message_id,
         )

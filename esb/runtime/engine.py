@@ -18,7 +18,7 @@ from sqlalchemy import text
 
 from esb import __version__
 from esb.errors import LintError
-from esb.exchange import Exchange
+from esb.exchange import Exchange, attachments_from_headers
 from esb.journal import Journal
 from esb.journal.admin import queue_depths
 from esb.routes.lint import lint
@@ -137,7 +137,7 @@ class Engine:
             for row in claimed:
                 exchange = Exchange(
                     body=row.body, headers=row.headers, correlation_id=row.correlation_id,
-                    route_id=row.route_id, message_id=row.id,
+                    route_id=row.route_id, message_id=row.id, attachments=attachments_from_headers(row.headers),
                 )  # fmt: skip
                 log.info("resuming message %s on route %s (attempt %d)", row.id, row.route_id, row.attempts)
                 await self.routes[row.route_id].resume(exchange)

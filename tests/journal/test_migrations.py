@@ -12,10 +12,12 @@ from click.testing import CliRunner
 from esb.cli import main_group
 from esb.journal import database, schema
 from profiles.empi import schema as empi_schema
+from profiles.xds.registry import schema as xds_schema
 
 #: the newest migration; every table of every module that adds to the one metadata
-HEAD = "0004"
+HEAD = "0005"
 assert empi_schema.patients.metadata is schema.metadata
+assert xds_schema.objects.metadata is schema.metadata
 
 
 def differences(engine: sa.Engine) -> list[object]:
