@@ -25,6 +25,8 @@ adapter can turn it into a protocol answer (HL7 ACK, SOAP Fault, DICOM status)::
     │   └── XdsError                   XDS registry/repository refusals with their XDS error codes
     ├── JournalError                   the message store failed or is inconsistent
     │   └── NotFoundError              no such message or delivery
+    ├── StorageError                   a blob store (documents, images, spooled parts) failed
+    │   └── BlobNotFoundError          no blob under that key (also a KeyError)
     └── AdapterError                   adapter-specific failures derive from here
         ├── MllpError                  MLLP connection, framing or ACK timeout (also a DeliveryError: retried)
         │   └── AckError               the peer answered AE/CE (retried; on_ae policy)
@@ -234,3 +236,14 @@ class XdsError(ExchangeError):
     def __str__(self) -> str:
         where = f" at {self.location}" if self.location else ""
         return f"{self.code}{where}: {self.text}"
+
+
+class StorageError(EsbError):
+    """A blob store failed (I/O error, bad key)."""
+
+
+class BlobNotFoundError(StorageError, KeyError):
+    """No blob under that key."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else "blob not found"

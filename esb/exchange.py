@@ -66,9 +66,7 @@ class Attachment:
 
 def attachments_header(attachments: list[Attachment]) -> str:
     """The :data:`ATTACHMENTS_HEADER` value for file-backed attachments (in-memory ones are not listed)."""
-    listed = [
-        {"cid": a.content_id, "type": a.content_type, "path": a.path} for a in attachments if a.path is not None
-    ]
+    listed = [{"cid": a.content_id, "type": a.content_type, "path": a.path} for a in attachments if a.path is not None]
     return json.dumps(listed, separators=(",", ":"))
 
 

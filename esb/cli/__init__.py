@@ -20,6 +20,7 @@ from esb.cli import (  # noqa: F401  (registers commands)
     messages,
     routes,
     testing,
+    xds,
 )
 from esb.cli.common import main_group
 

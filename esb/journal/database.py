@@ -24,7 +24,9 @@ SOCKET_DRIVERS = frozenset({"psycopg", "psycopg2"})
 
 def make_engine(url: str) -> Engine:
     parsed = make_url(url)
-    kwargs: dict[str, Any] = {"future": True}
+    # hide_parameters: a driver error's text would otherwise carry the bound values
+    # (patient IDs, message bodies) into whatever logs or answers it
+    kwargs: dict[str, Any] = {"future": True, "hide_parameters": True}
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database or ""
         if database and database != ":memory:":

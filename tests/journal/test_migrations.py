@@ -13,11 +13,13 @@ from esb.cli import main_group
 from esb.journal import database, schema
 from profiles.empi import schema as empi_schema
 from profiles.xds.registry import schema as xds_schema
+from profiles.xds.repository import schema as xds_repository_schema
 
 #: the newest migration; every table of every module that adds to the one metadata
-HEAD = "0005"
+HEAD = "0006"
 assert empi_schema.patients.metadata is schema.metadata
 assert xds_schema.objects.metadata is schema.metadata
+assert xds_repository_schema.documents.metadata is schema.metadata
 
 
 def differences(engine: sa.Engine) -> list[object]:
