@@ -168,12 +168,13 @@ def rate(count: int, seconds: float) -> float:
 
 
 def percentiles(samples_s: list[float], metric: str) -> list[Figure]:
-    """p50 and p99 of latencies given in seconds, as figures in milliseconds."""
+    """p50, p95 and p99 of latencies given in seconds, as figures in milliseconds."""
     if len(samples_s) < 2:
         return []
     cuts = statistics.quantiles(samples_s, n=100, method="inclusive")
     return [
         Figure(f"{metric}_p50", round(cuts[49] * 1000, 3), "ms"),
+        Figure(f"{metric}_p95", round(cuts[94] * 1000, 3), "ms"),
         Figure(f"{metric}_p99", round(cuts[98] * 1000, 3), "ms"),
     ]
 

@@ -18,6 +18,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
+from xml.sax.saxutils import escape
 
 from lxml import etree
 
@@ -42,7 +43,7 @@ def _xml(entry_id: str, unique_id: str, patient_id: str, created: str) -> bytes:
         f'objectType="{ebxml.STABLE_DOCUMENT}" mimeType="application/dicom" status="{ebxml.APPROVED}">'
         f'<rim:Slot name="creationTime"><rim:ValueList><rim:Value>{created}</rim:Value></rim:ValueList></rim:Slot>'
         f'<rim:ExternalIdentifier id="urn:uuid:{uuid.uuid4()}" registryObject="{entry_id}" '
-        f'identificationScheme="{ebxml.DE_PATIENT_ID}" value="{patient_id}"/>'
+        f'identificationScheme="{ebxml.DE_PATIENT_ID}" value="{escape(patient_id)}"/>'
         f'<rim:ExternalIdentifier id="urn:uuid:{uuid.uuid4()}" registryObject="{entry_id}" '
         f'identificationScheme="{ebxml.DE_UNIQUE_ID}" value="{unique_id}"/>'
         "</rim:ExtrinsicObject>"

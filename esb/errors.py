@@ -31,6 +31,9 @@ adapter can turn it into a protocol answer (HL7 ACK, SOAP Fault, DICOM status)::
         ├── MllpError                  MLLP connection, framing or ACK timeout (also a DeliveryError: retried)
         │   └── AckError               the peer answered AE/CE (retried; on_ae policy)
         │       └── ApplicationRejectError  AR/CR, or AE under on_ae=dead (also a PermanentDeliveryError)
+        ├── SoapFaultError             answered (or received) as a SOAP Fault: code, subcode, reason
+        │   ├── MtomError              a malformed MIME package (adapters.soap.mtom)
+        │   └── TooLargeError          over max_xml / max_body: 413 with a Sender Fault (adapters.soap.mtom)
         └── ...
 
 Errors carry what is needed for the answer: the object, the value and what is
@@ -247,3 +250,21 @@ class BlobNotFoundError(StorageError, KeyError):
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0]) if self.args else "blob not found"
+
+
+class SoapFaultError(AdapterError):
+    """A request the endpoint answers with a SOAP Fault (code, optional subcode, reason).
+
+    ``code`` is the SOAP 1.2 name (Sender, Receiver, MustUnderstand, VersionMismatch,
+    DataEncodingUnknown); SOAP 1.1 Faults map Sender/Receiver to Client/Server.
+    ``not_understood`` lists the header blocks (Clark names) behind a MustUnderstand Fault.
+    """
+
+    def __init__(
+        self, reason: str, *, code: str = "Sender", subcode: str = "", not_understood: tuple[str, ...] = ()
+    ) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.code = code
+        self.subcode = subcode
+        self.not_understood = not_understood

@@ -97,7 +97,7 @@ class HttpsAdapter(HttpAdapter):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._server_contexts: dict[tuple[Any, ...], ssl.SSLContext] = {}
+        self._server_contexts = tls.ServerContexts()
 
     def check(self, endpoint: Endpoint, *, consumer: bool) -> list[str]:
         problems = super().check(endpoint, consumer=consumer)
@@ -105,10 +105,7 @@ class HttpsAdapter(HttpAdapter):
 
     def server_ssl(self, options: HttpOptions) -> ssl.SSLContext | None:
         assert isinstance(options, HttpsOptions)
-        key = (options.certfile, options.keyfile, options.cafile, options.client_auth)
-        if key not in self._server_contexts:
-            self._server_contexts[key] = tls.server_context(options)
-        return self._server_contexts[key]
+        return self._server_contexts.get(options)
 
     def producer(self, endpoint: Endpoint) -> Producer:
         return HttpProducer(self.scheme, endpoint.options, partial(tls.client_context, endpoint.options))

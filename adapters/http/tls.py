@@ -7,7 +7,8 @@ ciphers; all we add is the files the route names and the client-auth mode.
 from __future__ import annotations
 
 import ssl
-from typing import Protocol
+from pathlib import Path
+from typing import Any, Protocol
 
 
 class TlsOptions(Protocol):
@@ -37,6 +38,44 @@ def server_context(options: TlsOptions) -> ssl.SSLContext:
         context.load_verify_locations(cafile=options.cafile)
     context.verify_mode = _CLIENT_AUTH[options.client_auth]
     return context
+
+
+class ServerContexts:
+    """Server SSL contexts cached per TLS setup: routes sharing a port and the same files share one
+    context object, which is what the HTTP hub compares to accept them on one server."""
+
+    def __init__(self) -> None:
+        self._contexts: dict[tuple[Any, ...], ssl.SSLContext] = {}
+
+    def get(self, options: TlsOptions) -> ssl.SSLContext:
+        key = (options.certfile, options.keyfile, options.cafile, options.client_auth)
+        if key not in self._contexts:
+            self._contexts[key] = server_context(options)
+        return self._contexts[key]
+
+
+def tls_flag_problems(options: Any, *, consumer: bool, where: str) -> list[str]:
+    """Lint for endpoints that switch TLS on with ``tls=true`` (``mllp:``, ``soap:``)."""
+    found = []
+    tls_options = [n for n in ("certfile", "keyfile", "cafile") if getattr(options, n)]
+    if consumer and options.client_auth != "none":
+        tls_options.append("client_auth")
+    if not options.tls and tls_options:
+        found.append(f"{where} option '{tls_options[0]}' needs tls=true")
+    if options.tls:
+        if consumer and not options.certfile:
+            found.append(f"{where} tls=true needs option 'certfile' (the server certificate, PEM)")
+        if options.keyfile and not options.certfile:
+            found.append(f"{where} option 'keyfile' needs 'certfile' too")
+        if consumer and options.client_auth != "none" and not options.cafile:
+            found.append(
+                f"{where} client_auth={options.client_auth} needs option 'cafile' to verify client certificates"
+            )
+    for name in ("certfile", "keyfile", "cafile"):
+        value = getattr(options, name)
+        if value and not Path(value).is_file():
+            found.append(f"{where} option '{name}': no such file '{value}'")
+    return found
 
 
 def client_context(options: TlsOptions) -> ssl.SSLContext:

@@ -30,7 +30,7 @@ class MllpAdapter(Adapter):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._server_contexts: dict[tuple[Any, ...], ssl.SSLContext] = {}
+        self._server_contexts = tls.ServerContexts()
 
     def path_options(self, uri: EndpointUri) -> dict[str, Any]:
         values: dict[str, Any] = {"host": uri.host or ""}
@@ -46,12 +46,7 @@ class MllpAdapter(Adapter):
         return problems(endpoint.options, consumer=consumer)
 
     def server_ssl(self, options: MllpOptions) -> ssl.SSLContext | None:
-        if not options.tls:
-            return None
-        key = (options.certfile, options.keyfile, options.cafile, options.client_auth)
-        if key not in self._server_contexts:
-            self._server_contexts[key] = tls.server_context(options)
-        return self._server_contexts[key]
+        return self._server_contexts.get(options) if options.tls else None
 
     def consumer(self, endpoint: Endpoint, handler: Handler, route_id: str) -> Consumer:
         options: MllpOptions = endpoint.options

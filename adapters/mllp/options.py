@@ -8,10 +8,10 @@ side that ignores it instead of silently ignoring it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Literal
 
 from adapters.http.options import misplaced
+from adapters.http.tls import tls_flag_problems
 from esb.uri import Duration
 from transforms.hl7v2.message import codec_for
 
@@ -146,22 +146,5 @@ def problems(options: MllpOptions, *, consumer: bool) -> list[str]:
     found = misplaced(options, consumer=consumer, where=where)
     if not consumer and options.port == 0:
         found.append(f"{where} port 0 can only be listened on; name the peer's port in 'to'")
-    tls_options = [n for n in ("certfile", "keyfile", "cafile") if getattr(options, n)]
-    if consumer and options.client_auth != "none":
-        tls_options.append("client_auth")
-    if not options.tls and tls_options:
-        found.append(f"{where} option '{tls_options[0]}' needs tls=true")
-    if options.tls:
-        if consumer and not options.certfile:
-            found.append(f"{where} tls=true needs option 'certfile' (the server certificate, PEM)")
-        if options.keyfile and not options.certfile:
-            found.append(f"{where} option 'keyfile' needs 'certfile' too")
-        if consumer and options.client_auth != "none" and not options.cafile:
-            found.append(
-                f"{where} client_auth={options.client_auth} needs option 'cafile' to verify client certificates"
-            )
-    for name in ("certfile", "keyfile", "cafile"):
-        value = getattr(options, name)
-        if value and not Path(value).is_file():
-            found.append(f"{where} option '{name}': no such file '{value}'")
+    found.extend(tls_flag_problems(options, consumer=consumer, where=where))
     return found

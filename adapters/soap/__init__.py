@@ -1,4 +1,64 @@
-"""SOAP 1.1/1.2 with WS-Addressing and MTOM (issue 4): envelope handling first.
+"""``soap:``: SOAP 1.1/1.2 endpoints with WS-Addressing and MTOM/XOP, on the engine's HTTP hub.
 
-The ``soap:`` consumer and producer arrive on top of :mod:`adapters.soap.envelope`.
+``from: soap://0.0.0.0:8080/xds/registry?wsdl=xds-registry.wsdl`` mounts the
+path on the shared aiohttp server like ``http:`` does (see
+:mod:`adapters.soap.consumer` for what a request becomes and how it is
+answered); ``to: soap://peer:8080/xds/registry?action=urn:...`` queues a
+durable delivery sent with :func:`adapters.soap.client.call`. ``tls=true``
+speaks HTTPS, on a port of its own when listening.
+
+Modules: :mod:`.envelope` (envelopes, Faults, safe parsing), :mod:`.mtom`
+(streaming MIME packages), :mod:`.wsdl` (``?wsdl``), :mod:`.options`.
 """
+
+from __future__ import annotations
+
+import ssl
+from functools import partial
+from typing import Any, ClassVar
+
+from adapters.http import HttpAdapter, tls
+from adapters.soap.consumer import SoapConsumer
+from adapters.soap.options import SoapOptions, problems
+from adapters.soap.producer import SoapProducer
+from esb.components import Consumer, Endpoint, Handler, Producer
+from esb.errors import SoapFaultError
+
+
+class SoapAdapter(HttpAdapter):
+    """Built on ``http:``: same URI shape, same hub, same listen key (so lint sees clashes between them)."""
+
+    scheme = "soap"
+    Options: ClassVar[type[Any]] = SoapOptions
+    summary = "SOAP 1.1/1.2 with WS-Addressing and MTOM/XOP: serve an endpoint (from) or call one (to)."
+    default_port: ClassVar[int] = 80
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._server_contexts = tls.ServerContexts()
+
+    def check(self, endpoint: Endpoint, *, consumer: bool) -> list[str]:
+        o = endpoint.options
+        found = problems(o, consumer=consumer)
+        if consumer and o.host:
+            found.extend(self.engine_port_problems(o))
+            settings = self.context.settings
+            if o.tls and o.port == settings.http_port and o.host == settings.listen_host:
+                found.append(f"soap: port {o.port} is the engine's plain HTTP port; give tls=true a port of its own")
+        return found
+
+    def soap_ssl(self, options: SoapOptions) -> ssl.SSLContext | None:
+        return self._server_contexts.get(options) if options.tls else None
+
+    def consumer(self, endpoint: Endpoint, handler: Handler, route_id: str) -> Consumer:
+        options: SoapOptions = endpoint.options
+        spool = self.context.settings.data_dir / "spool"
+        return SoapConsumer(self.context.http, options, handler, route_id, spool, self.soap_ssl(options))
+
+    def producer(self, endpoint: Endpoint) -> Producer:
+        options: SoapOptions = endpoint.options
+        factory = partial(tls.client_context, options) if options.tls else None
+        return SoapProducer(options, self.context.settings.data_dir / "spool", factory)
+
+
+__all__ = ["SoapAdapter", "SoapFaultError", "SoapOptions"]

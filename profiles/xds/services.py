@@ -23,9 +23,8 @@ from typing import Any, ClassVar
 
 from lxml import etree
 
-from adapters.soap.envelope import SoapFaultError
 from esb.components import Service
-from esb.errors import XdsError
+from esb.errors import SoapFaultError, XdsError
 from esb.exchange import SAFE_XML_PARSER as PARSER
 from esb.exchange import Exchange, attachments_header
 from esb.schemas import xml_schema

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from lxml import etree
 
-from adapters.soap.envelope import SOAP11, SOAP12, WSA, SoapFaultError, fault, parse_envelope, response
+from adapters.soap.envelope import SOAP11, SOAP12, WSA, fault, parse_envelope, response
+from esb.errors import SoapFaultError
 
 ITI18 = f"""<s:Envelope xmlns:s="{SOAP12}" xmlns:a="{WSA}">
   <s:Header>
