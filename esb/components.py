@@ -80,6 +80,10 @@ class Consumer(abc.ABC):
 class Producer(abc.ABC):
     """Sends an exchange somewhere; returns the peer's reply when it has one."""
 
+    #: the longest one send may take before the delivery worker counts it failed; a
+    #: producer with a ``timeout`` option of its own (a large MTOM upload) sets more
+    send_timeout: float = 60.0
+
     @abc.abstractmethod
     async def send(self, exchange: Exchange) -> Exchange | None: ...
 

@@ -45,6 +45,11 @@ class Settings:
     delivery_lease: float = 300.0
     config_file: Path = field(default=DEFAULT_CONFIG)
 
+    @property
+    def spool_dir(self) -> Path:
+        """Where adapters stream large parts (MTOM attachments); the journal deletes them with their message."""
+        return self.data_dir / "spool"
+
 
 _SCHEMA: dict[str, tuple[str, ...]] = {
     "engine": ("node_id", "data_dir", "log_level", "log_format", "shutdown_timeout"),

@@ -37,6 +37,8 @@ class HttpProducer(Producer):
         ssl_context: Callable[[], ssl.SSLContext] | None = None,
     ) -> None:
         self.options = options
+        # the option bounds the call itself; the worker allows a little more before giving up
+        self.send_timeout = float(options.timeout) + 5.0
         self.url = URL.build(scheme=scheme, host=options.host, port=options.port, path=options.path or "/")
         #: names the destination in errors; the URI's query (our options) is left out
         self.where = f"{options.method} {self.url}"

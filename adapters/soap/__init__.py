@@ -52,7 +52,7 @@ class SoapAdapter(HttpAdapter):
 
     def consumer(self, endpoint: Endpoint, handler: Handler, route_id: str) -> Consumer:
         options: SoapOptions = endpoint.options
-        spool = self.context.settings.data_dir / "spool"
+        spool = self.context.settings.spool_dir
         return SoapConsumer(self.context.http, options, handler, route_id, spool, self.soap_ssl(options))
 
     def producer(self, endpoint: Endpoint) -> Producer:

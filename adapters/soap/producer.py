@@ -31,6 +31,8 @@ class SoapProducer(Producer):
         self, options: SoapOptions, spool_dir: Path, ssl_context: Callable[[], ssl.SSLContext] | None = None
     ) -> None:
         self.options = options
+        # the option bounds the call itself; the worker allows a little more before giving up
+        self.send_timeout = float(options.timeout) + 5.0
         scheme = "https" if options.tls else "http"
         self.url = str(URL.build(scheme=scheme, host=options.host, port=options.port, path=options.path or "/"))
         self.spool_dir = spool_dir

@@ -107,7 +107,7 @@ def journal_of(ctx: click.Context) -> Iterator[Journal]:
     whose parameters may hold patient data.
     """
     settings = settings_of(ctx)
-    journal = Journal(settings.db_url, node_id=f"cli-{settings.node_id}")
+    journal = Journal(settings.db_url, node_id=f"cli-{settings.node_id}", spool_root=settings.spool_dir)
     try:
         yield journal
     except SQLAlchemyError as exc:

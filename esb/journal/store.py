@@ -25,6 +25,7 @@ import logging
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
@@ -50,6 +51,7 @@ from esb.errors import NotFoundError
 from esb.exchange import Exchange
 from esb.journal import database
 from esb.journal.schema import attempts, deliveries, messages, timer_ticks
+from esb.journal.spool import discard_attachments, lists_attachments
 from esb.routes.model import RetryPolicy
 
 log = logging.getLogger("esb.journal")
@@ -220,8 +222,11 @@ class Journal:
         node_id: str = "node",
         lease: float = 300.0,
         clock: Callable[[], dt.datetime] = utcnow,
+        spool_root: Path | None = None,
     ) -> None:
         self.url = url
+        #: where adapters spool attachments; files listed by a message go when its body goes
+        self.spool_root = spool_root
         self.engine: Engine = database.make_engine(url)
         self.node_id = node_id
         self.lease = dt.timedelta(seconds=lease)
@@ -335,14 +340,19 @@ class Journal:
                 "claimed_by": None,
                 "lease_until": None,
             }
+            spooled: list[dict[str, str]] = []
             if store_mode == "metadata":
                 values["body"] = None
+                if self.spool_root is not None:
+                    headers = conn.execute(select(messages.c.headers).where(messages.c.id == message_id)).scalar()
+                    spooled = [headers] if headers is not None and lists_attachments(headers) else []
             if not conn.execute(_FINISH_MESSAGE, values).rowcount:
                 if not read_back and conn.execute(_MESSAGE_ROUTE, {"b_id": message_id}).first() is None:
                     raise NotFoundError(f"message {message_id} is not in the journal")
                 log.info("message %s was already finished (by another node); its result is dropped", message_id)
                 return
             self._queue(conn, message_id, route_id, new_deliveries, now)
+        discard_attachments(spooled, self.spool_root)
 
     def _queue(
         self,
@@ -572,4 +582,13 @@ class Journal:
             closed = and_(deliveries.c.message_id.in_(ids), deliveries.c.status.not_in(OPEN_DELIVERY_STATES))
             conn.execute(delete(attempts).where(attempts.c.delivery_id.in_(select(deliveries.c.id).where(closed))))
             conn.execute(delete(deliveries).where(closed))
-            return int(conn.execute(delete(messages).where(messages.c.id.in_(ids), ~open_deliveries)).rowcount)
+            listed: dict[str, Any] = {}
+            if self.spool_root is not None:
+                found = conn.execute(select(messages.c.id, messages.c.headers).where(messages.c.id.in_(ids)))
+                listed = {r.id: r.headers for r in found if lists_attachments(r.headers)}
+            count = int(conn.execute(delete(messages).where(messages.c.id.in_(ids), ~open_deliveries)).rowcount)
+            if listed:  # a message that got a new delivery meanwhile was kept, and keeps its files
+                kept = {r.id for r in conn.execute(select(messages.c.id).where(messages.c.id.in_(list(listed))))}
+                listed = {k: v for k, v in listed.items() if k not in kept}
+        discard_attachments(listed.values(), self.spool_root)
+        return count

@@ -28,10 +28,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("esb.delivery")
 
-#: a single send may not take longer than this; slower peers count as failed
-SEND_TIMEOUT = 60.0
-
-
 class DeliveryWorkers:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -151,7 +147,7 @@ class DeliveryWorkers:
         permanent = False
         try:
             producer = self.engine.context.producer(delivery.destination)
-            await asyncio.wait_for(producer.send(exchange), timeout=SEND_TIMEOUT)
+            await asyncio.wait_for(producer.send(exchange), timeout=producer.send_timeout)
         except (PermanentDeliveryError, ComponentError, UriError, NotImplementedError) as exc:
             error, permanent = f"{type(exc).__name__}: {exc}", True
         except Exception as exc:

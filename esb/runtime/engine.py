@@ -36,7 +36,9 @@ PRUNE_INTERVAL = 60.0
 class Engine:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.journal = Journal(settings.db_url, node_id=settings.node_id, lease=settings.delivery_lease)
+        self.journal = Journal(
+            settings.db_url, node_id=settings.node_id, lease=settings.delivery_lease, spool_root=settings.spool_dir
+        )
         self.context = EngineContext(settings, self.journal)
         self.routes: dict[str, RouteRunner] = {}
         self.workers = DeliveryWorkers(self)
