@@ -28,6 +28,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/esb lint routes/
+	$(BIN)/esb lint docs/examples/
 	$(BIN)/esb test routes/
 
 typecheck: $(STAMP)

@@ -7,6 +7,7 @@ only an unset variable skips them.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import textwrap
@@ -29,15 +30,24 @@ def pg_url() -> Iterator[str]:
     """A PostgreSQL URL whose search_path is a fresh schema, dropped afterwards."""
     if not PG_URL:
         pytest.skip("ESB_TEST_PG_URL is not set")
+    with fresh_pg_schema(PG_URL) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def fresh_pg_schema(base_url: str) -> Iterator[str]:
+    """``base_url`` with its search_path set to a new schema, dropped on exit."""
     schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(PG_URL)
+    admin = sa.create_engine(base_url)
     with admin.begin() as conn:
         conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    separator = "&" if "?" in PG_URL else "?"
-    yield f"{PG_URL}{separator}options=-csearch_path%3D{schema}"
-    with admin.begin() as conn:
-        conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
+    separator = "&" if "?" in base_url else "?"
+    try:
+        yield f"{base_url}{separator}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.pg)])

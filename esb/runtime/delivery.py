@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("esb.delivery")
 
+
 class DeliveryWorkers:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine

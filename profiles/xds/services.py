@@ -60,9 +60,9 @@ def read_request(operation: str, exchange: Exchange) -> Any:
         log: Any = schema.error_log
         entries = list(log)
         problems = [f"line {e.line}: {e.message}" for e in entries[:5]]
-        raise XdsError(
-            "the request does not follow the schema: " + "; ".join(problems), code="XDSRegistryMetadataError"
-        )
+        # a submission's metadata is wrong (ITI-41/42), or the request itself (ITI-18, ITI-43)
+        code = "XDSRegistryMetadataError" if operation in ("register", "provide") else "XDSRegistryError"
+        raise XdsError("the request does not follow the schema: " + "; ".join(problems), code=code)
     return payload
 
 

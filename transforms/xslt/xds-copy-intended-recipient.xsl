@@ -17,15 +17,18 @@
     <xsl:copy><xsl:apply-templates select="@*|node()"/></xsl:copy>
   </xsl:template>
 
-  <!-- slots come first in an ExtrinsicObject (ebRIM sequence): add ours after the last one -->
-  <xsl:template match="rim:ExtrinsicObject[$recipients][not(rim:Slot[@name='urn:esb:intendedRecipient'])]">
+  <!-- slots come first in an ExtrinsicObject (ebRIM sequence): add ours after the last one.
+       (XSLT 1.0 allows no variable in a match pattern, hence the xsl:if.) -->
+  <xsl:template match="rim:ExtrinsicObject[not(rim:Slot[@name='urn:esb:intendedRecipient'])]">
     <xsl:copy>
       <xsl:apply-templates select="@*|rim:Slot"/>
-      <rim:Slot name="urn:esb:intendedRecipient">
-        <rim:ValueList>
-          <xsl:for-each select="$recipients"><rim:Value><xsl:value-of select="."/></rim:Value></xsl:for-each>
-        </rim:ValueList>
-      </rim:Slot>
+      <xsl:if test="$recipients">
+        <rim:Slot name="urn:esb:intendedRecipient">
+          <rim:ValueList>
+            <xsl:for-each select="$recipients"><rim:Value><xsl:value-of select="."/></rim:Value></xsl:for-each>
+          </rim:ValueList>
+        </rim:Slot>
+      </xsl:if>
       <xsl:apply-templates select="node()[not(self::rim:Slot)]"/>
     </xsl:copy>
   </xsl:template>
