@@ -22,7 +22,8 @@ adapter can turn it into a protocol answer (HL7 ACK, SOAP Fault, DICOM status)::
     │   │   ├── UnknownDomainError     an assigning authority it does not know (strict mode)
     │   │   ├── UnknownPatientError    no patient with that identifier
     │   │   └── StaleUpdateError       an update older than what it has
-    │   └── XdsError                   XDS registry/repository refusals with their XDS error codes
+    │   ├── XdsError                   XDS registry/repository refusals with their XDS error codes
+    │   └── DicomError                 the archive refuses a DICOM request; carries the DIMSE status
     ├── JournalError                   the message store failed or is inconsistent
     │   └── NotFoundError              no such message or delivery
     ├── StorageError                   a blob store (documents, images, spooled parts) failed
@@ -268,3 +269,17 @@ class SoapFaultError(AdapterError):
         self.code = code
         self.subcode = subcode
         self.not_understood = not_understood
+
+
+class DicomError(ExchangeError):
+    """A DICOM request the archive refuses; ``status`` is the DIMSE status the SCP answers with.
+
+    Common values: 0xA700 out of resources, 0xA900 data set does not match SOP class,
+    0xC000 cannot understand (a corrupt file), 0xA801 move destination unknown,
+    0xC310 unable to process (query).
+    """
+
+    def __init__(self, text: str, *, status: int = 0xC000) -> None:
+        super().__init__(text)
+        self.text = text
+        self.status = status
