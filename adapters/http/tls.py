@@ -7,8 +7,9 @@ ciphers; all we add is the files the route names and the client-auth mode.
 from __future__ import annotations
 
 import ssl
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 
 class TlsOptions(Protocol):
@@ -24,6 +25,39 @@ class TlsOptions(Protocol):
     def client_auth(self) -> str: ...
     @property
     def verify(self) -> bool: ...
+
+
+def _meta(doc: str, side: str | None = None) -> dict[str, str]:
+    return {"doc": doc, "side": side} if side else {"doc": doc}
+
+
+@dataclass(frozen=True, kw_only=True)
+class TlsSwitch:
+    """The TLS options of endpoints that switch TLS on with ``tls=true`` (``mllp:``, ``soap:``, ``dicom:``).
+
+    One definition, so the three adapters document, default and lint TLS alike
+    (:func:`tls_flag_problems`); ``side`` tags say which options apply to 'from' or 'to' only.
+    """
+
+    tls: bool = field(default=False, metadata=_meta("Speak TLS on the connection (both sides)."))
+    certfile: str | None = field(
+        default=None,
+        metadata=_meta("PEM certificate chain: the server's (from, required with tls) or the client's (to)."),
+    )
+    keyfile: str | None = field(
+        default=None, metadata=_meta("PEM private key of certfile; default: the key inside certfile.")
+    )
+    cafile: str | None = field(
+        default=None,
+        metadata=_meta("PEM CA bundle: to verify client certificates (from) or the server (to; default: system CAs)."),
+    )
+    client_auth: Literal["none", "optional", "required"] = field(
+        default="none", metadata=_meta("Ask callers for a client certificate signed by cafile (mutual TLS).", "from")
+    )
+    verify: bool = field(
+        default=True,
+        metadata=_meta("Verify the server's certificate and host name; false only for tests.", "to"),
+    )
 
 
 _CLIENT_AUTH = {"none": ssl.CERT_NONE, "optional": ssl.CERT_OPTIONAL, "required": ssl.CERT_REQUIRED}

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from adapters.http.options import misplaced
-from adapters.http.tls import tls_flag_problems
+from adapters.http.tls import TlsSwitch, tls_flag_problems
 from esb.uri import Duration
 from transforms.hl7v2.message import codec_for
 
@@ -24,7 +24,7 @@ def _meta(doc: str, side: Literal["from", "to"] | None = None) -> dict[str, str]
 
 
 @dataclass(frozen=True, kw_only=True)
-class MllpOptions:
+class MllpOptions(TlsSwitch):
     host: str = field(default="", metadata=_meta("Address to listen on (from) or to connect to (to)."))
     port: int = field(default=2575, metadata=_meta("TCP port; 0 (from, tests) picks a free one."))
     charset: str = field(
@@ -41,25 +41,6 @@ class MllpOptions:
             "Largest frame in bytes. A larger message is skipped to its end, logged with the peer address "
             "and answered AR (from); a larger ACK fails the delivery (to)."
         ),
-    )
-    tls: bool = field(default=False, metadata=_meta("Speak MLLP over TLS (both sides)."))
-    certfile: str | None = field(
-        default=None,
-        metadata=_meta("PEM certificate chain: the server's (from, required with tls) or the client's (to)."),
-    )
-    keyfile: str | None = field(
-        default=None, metadata=_meta("PEM private key of certfile; default: the key inside certfile.")
-    )
-    cafile: str | None = field(
-        default=None,
-        metadata=_meta("PEM CA bundle: to verify client certificates (from) or the server (to; default: system CAs)."),
-    )
-    client_auth: Literal["none", "optional", "required"] = field(
-        default="none", metadata=_meta("Ask senders for a client certificate signed by cafile (mutual TLS).", "from")
-    )
-    verify: bool = field(
-        default=True,
-        metadata=_meta("Verify the server's certificate and host name; false only for tests.", "to"),
     )
     ack: Literal["original", "application"] = field(
         default="original",

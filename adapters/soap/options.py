@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Literal
 
 from adapters.http.options import misplaced
-from adapters.http.tls import tls_flag_problems
+from adapters.http.tls import TlsSwitch, tls_flag_problems
 from adapters.soap.envelope import MAX_DEPTH, MAX_XML
 from esb.settings import PACKAGE_ROOT
 from esb.uri import Duration
@@ -28,7 +28,7 @@ def _meta(doc: str, side: Literal["from", "to"] | None = None) -> dict[str, str]
 
 
 @dataclass(frozen=True, kw_only=True)
-class SoapOptions:
+class SoapOptions(TlsSwitch):
     host: str = field(default="", metadata=_meta("Address to listen on (from) or to connect to (to)."))
     port: int = field(default=80, metadata=_meta("TCP port; 0 in tests picks a free one (shared with the engine's)."))
     path: str = field(default="/", metadata=_meta("URL path served (from) or called (to)."))
@@ -84,25 +84,6 @@ class SoapOptions:
     timeout: Duration = field(
         default=Duration(30.0),
         metadata=_meta("Time allowed for the whole call; slower peers count as failed (retried).", "to"),
-    )
-    tls: bool = field(default=False, metadata=_meta("Speak HTTPS (both sides; a consumer needs a port of its own)."))
-    certfile: str | None = field(
-        default=None,
-        metadata=_meta("PEM certificate chain: the server's (from, required with tls) or the client's (to)."),
-    )
-    keyfile: str | None = field(
-        default=None, metadata=_meta("PEM private key of certfile; default: the key inside certfile.")
-    )
-    cafile: str | None = field(
-        default=None,
-        metadata=_meta("PEM CA bundle: to verify client certificates (from) or the server (to; default: system CAs)."),
-    )
-    client_auth: Literal["none", "optional", "required"] = field(
-        default="none", metadata=_meta("Ask callers for a client certificate signed by cafile (mutual TLS).", "from")
-    )
-    verify: bool = field(
-        default=True,
-        metadata=_meta("Verify the server's certificate and host name; false only for tests.", "to"),
     )
 
     def __post_init__(self) -> None:

@@ -11,6 +11,7 @@ import click
 from esb.cli import (  # noqa: F401  (registers commands)
     core,
     deadletter,
+    dicom,
     docs,
     empi,
     empi_codes,

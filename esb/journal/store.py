@@ -343,7 +343,8 @@ class Journal:
             spooled: list[dict[str, str]] = []
             if store_mode == "metadata":
                 values["body"] = None
-                if self.spool_root is not None:
+                # a queued delivery may still send the spooled parts (to: dicom://...): prune takes them later
+                if self.spool_root is not None and not new_deliveries:
                     headers = conn.execute(select(messages.c.headers).where(messages.c.id == message_id)).scalar()
                     spooled = [headers] if headers is not None and lists_attachments(headers) else []
             if not conn.execute(_FINISH_MESSAGE, values).rowcount:

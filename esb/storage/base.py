@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import os
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -73,6 +74,23 @@ class BlobStore(ABC):
     @abstractmethod
     def put(self, key: str, stream: BinaryIO) -> StoredBlob:
         """Store what ``stream`` yields (read in chunks) under ``key``, atomically; replaces a blob with that key."""
+
+    def adopt(self, key: str, path: str | os.PathLike[str]) -> StoredBlob:
+        """Take the file at ``path`` as the blob of ``key``: afterwards the store owns it and ``path`` is gone.
+
+        For bytes that already sit in a file (a spooled upload, a received DICOM
+        instance), so they are written once: a local store renames the file into
+        place when it can. The size and SHA-1 are computed by reading the file,
+        never taken on trust. This default copies through :meth:`put` and then
+        removes the file; a failed copy leaves the file where it was.
+        """
+        try:
+            with open(path, "rb") as source:
+                stored = self.put(key, source)
+        except OSError as exc:
+            raise StorageError(f"cannot adopt {os.fspath(path)!r} as blob {key!r}: {exc.strerror or exc}") from exc
+        os.unlink(path)
+        return stored
 
     @abstractmethod
     def open(self, key: str) -> BinaryIO:

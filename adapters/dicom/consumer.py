@@ -1,0 +1,123 @@
+"""The listening side: a pynetdicom SCP for Verification, Storage and Query/Retrieve.
+
+pynetdicom serves each association in a thread of its own; the handlers
+(:mod:`adapters.dicom.store`, :mod:`adapters.dicom.qr`) reach back to the
+engine loop only for C-STORE. Associations are refused by pynetdicom itself:
+a called AE title other than ours (reason 7), a calling AE title not listed
+in ``calling_aes`` (reason 3), more than ``max_associations`` at once
+(transient), a SOP class we do not serve (that presentation context only).
+
+Stopping: new C-STOREs are answered 0xA700 (send again later), the accept loop
+stops, C-STOREs whose route is running finish and get their status, then the
+remaining associations are aborted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pynetdicom import AE, evt
+
+from adapters.dicom import network
+from adapters.dicom.contexts import scp_contexts
+from adapters.dicom.options import DicomOptions
+from adapters.dicom.qr import QueryRetrieve
+from adapters.dicom.store import Receiver
+from esb.components import Consumer, Handler
+from profiles.dicom.api import ArchiveApi
+from profiles.dicom.config import RemoteAe
+
+log = logging.getLogger("esb.adapters.dicom")
+
+POLL_INTERVAL = 0.2
+
+
+class DicomConsumer(Consumer):
+    def __init__(
+        self,
+        options: DicomOptions,
+        handler: Handler,
+        route_id: str,
+        *,
+        ae_title: str,
+        spool_dir: Path,
+        archive: Callable[[], ArchiveApi] | None,
+        remote_aes: Callable[[], dict[str, RemoteAe]],
+        ssl_context: ssl.SSLContext | None = None,
+        shutdown_timeout: float = 5.0,
+    ) -> None:
+        self.options, self.handler, self.route_id = options, handler, route_id
+        self.ae_title, self.spool_dir = ae_title, spool_dir
+        self.archive, self.remote_aes = archive, remote_aes
+        self.ssl_context, self.shutdown_timeout = ssl_context, shutdown_timeout
+        self.receiver: Receiver | None = None
+        self._server: network.Server | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        """The bound port (differs from the options when they ask for port 0)."""
+        assert self._server is not None, "consumer not started"
+        return int(self._server.server_address[1])
+
+    def _application_entity(self) -> AE:
+        o = self.options
+        ae = AE(self.ae_title)
+        network.configure(ae, o)
+        ae.maximum_associations = o.max_associations
+        ae.require_called_aet = o.check_called_ae
+        ae.require_calling_aet = list(o.calling_aes)
+        return ae
+
+    async def start(self) -> None:
+        o = self.options
+        self.receiver = Receiver(o, self.handler, self.route_id, self.spool_dir, asyncio.get_running_loop())
+        handlers: list[Any] = [network.NODELAY_HANDLER, (evt.EVT_C_STORE, self.receiver)]
+        if self.archive is not None:
+            association = {"max_pdu": o.max_pdu, "evt_handlers": [network.NODELAY_HANDLER]}
+            qr = QueryRetrieve(self.route_id, self.archive, self.remote_aes, self.ae_title, association)
+            handlers += qr.handlers()
+        ae = self._application_entity()
+
+        def bind() -> network.Server:
+            cls = network.server_class(o)
+            address = (o.host, o.port)
+            # Contexts given here keep their SCP/SCU roles (AE.supported_contexts would drop them).
+            contexts = scp_contexts(query_retrieve=self.archive is not None)
+            made = ae.make_server(
+                address, contexts=contexts, ssl_context=self.ssl_context, evt_handlers=handlers, server_class=cls
+            )
+            assert isinstance(made, network.Server)
+            return made
+
+        server = self._server = await asyncio.to_thread(bind)
+        self._thread = threading.Thread(
+            target=server.serve_forever, args=(POLL_INTERVAL,), name=f"dicom-{self.route_id}", daemon=True
+        )
+        self._thread.start()
+        log.info("route %s: DICOM SCP %s%s listening on %s:%d", self.route_id, self.ae_title,
+                 " over TLS" if self.ssl_context else "", o.host, self.port)  # fmt: skip
+
+    async def stop(self) -> None:
+        server = self._server
+        if server is None:
+            return
+        if self.receiver is not None:
+            self.receiver.closing = True
+        await asyncio.to_thread(server.shutdown)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.shutdown_timeout
+        while self.receiver is not None and self.receiver.in_flight and loop.time() < deadline:
+            await asyncio.sleep(0.02)
+        for assoc in server.active_associations:
+            await asyncio.to_thread(assoc.abort)
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.join, self.shutdown_timeout)
+        self._server = None
+        log.info("route %s: DICOM SCP stopped", self.route_id)
