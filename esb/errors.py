@@ -32,6 +32,8 @@ adapter can turn it into a protocol answer (HL7 ACK, SOAP Fault, DICOM status)::
         ├── MllpError                  MLLP connection, framing or ACK timeout (also a DeliveryError: retried)
         │   └── AckError               the peer answered AE/CE (retried; on_ae policy)
         │       └── ApplicationRejectError  AR/CR, or AE under on_ae=dead (also a PermanentDeliveryError)
+        ├── DicomSendError             a C-STORE to a peer that may go through later (also a DeliveryError: retried)
+        │   └── DicomRefusedError      the peer refused the instance for good (also a PermanentDeliveryError)
         ├── SoapFaultError             answered (or received) as a SOAP Fault: code, subcode, reason
         │   ├── MtomError              a malformed MIME package (adapters.soap.mtom)
         │   └── TooLargeError          over max_xml / max_body: 413 with a Sender Fault (adapters.soap.mtom)
@@ -283,3 +285,11 @@ class DicomError(ExchangeError):
         super().__init__(text)
         self.text = text
         self.status = status
+
+
+class DicomSendError(AdapterError, DeliveryError):
+    """A C-STORE that may go through later (peer down, busy, out of resources): retried."""
+
+
+class DicomRefusedError(DicomSendError, PermanentDeliveryError):
+    """The peer refused the instance in a way resending cannot fix: dead letter."""

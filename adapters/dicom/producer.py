@@ -33,19 +33,11 @@ from adapters.dicom import network
 from adapters.dicom.contexts import store_contexts
 from adapters.dicom.options import DicomOptions
 from esb.components import Producer
-from esb.errors import AdapterError, DeliveryError, DicomError, PermanentDeliveryError
+from esb.errors import DeliveryError, DicomError, DicomRefusedError, DicomSendError
 from esb.exchange import Attachment, Exchange
 from profiles.dicom.api import ArchiveApi
 
 WARNINGS = (0xB000, 0xB006, 0xB007)
-
-
-class DicomSendError(AdapterError, DeliveryError):
-    """A C-STORE that may go through later (peer down, busy, out of resources): retried."""
-
-
-class DicomRefusedError(DicomSendError, PermanentDeliveryError):
-    """The peer refused the instance in a way resending cannot fix: dead letter."""
 
 
 def dicom_attachment(exchange: Exchange) -> Attachment | None:

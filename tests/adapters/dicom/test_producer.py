@@ -17,8 +17,8 @@ from pydicom.uid import UID
 from pynetdicom import AE, AllStoragePresentationContexts, evt
 from pynetdicom.transport import ThreadedAssociationServer
 
-from adapters.dicom.producer import DicomProducer, DicomRefusedError, DicomSendError
-from esb.errors import PermanentDeliveryError
+from adapters.dicom.producer import DicomProducer
+from esb.errors import DicomRefusedError, DicomSendError, PermanentDeliveryError
 from esb.exchange import Attachment, Exchange
 from esb.journal.schema import deliveries
 from esb.runtime.engine import Engine
