@@ -40,6 +40,8 @@ class DicomConfig:
     wado_base: str = "http://127.0.0.1:8080/dicomweb"
     #: seconds an on-demand copy stays cached
     cache_expiry: float = 7 * 86400.0
+    #: transfer syntax UID instances are stored in (a lossless or uncompressed one); empty: as received
+    store_as: str = ""
 
 
 def load_dicom_config(path: Path | None = None) -> DicomConfig:
@@ -50,7 +52,9 @@ def load_dicom_config(path: Path | None = None) -> DicomConfig:
     root = nodes.compose(file.read_text(encoding="utf-8"))
     if root is None:
         raise LintError(nodes.errors or [ConfigError("empty DICOM config", None)])
-    keys = nodes.mapping(root, "dicom", ["remote_aes", "storage", "study_complete_after", "xdsi", "cache_expiry"])
+    keys = nodes.mapping(
+        root, "dicom", ["remote_aes", "storage", "study_complete_after", "xdsi", "cache_expiry", "store_as"]
+    )
     values: dict[str, object] = {}
     if "remote_aes" in keys:
         remotes: dict[str, RemoteAe] = {}
@@ -72,6 +76,15 @@ def load_dicom_config(path: Path | None = None) -> DicomConfig:
                 values[name] = float(Duration.parse(text))
             except UriError as exc:
                 nodes.error(keys[name][1], f"{name}: {exc}")
+    if "store_as" in keys:
+        store_as = nodes.string(keys["store_as"][1], "store_as") or ""
+        try:
+            from profiles.dicom.transcode import TranscodePolicy
+
+            TranscodePolicy(store_as=store_as)
+        except ValueError as exc:
+            nodes.error(keys["store_as"][1], f"store_as: {exc} (e.g. 1.2.840.10008.1.2.4.80, JPEG-LS lossless)")
+        values["store_as"] = store_as
     if "xdsi" in keys:
         xdsi = nodes.mapping(keys["xdsi"][1], "xdsi", ["enabled", "wado_base"])
         if "enabled" in xdsi:

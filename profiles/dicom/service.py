@@ -12,6 +12,19 @@
   each is handed to the ``on_complete`` hooks, where the XDS-I publisher
   registers itself; a study whose hook failed stays ``complete`` (not
   ``archived``) and is listed by ``archive.studies_with_status("complete")``.
+- ``dicom-archive/register-remote`` (on-demand mode, A4): the attachment is a
+  Key Object Selection document from a hospital that keeps its images. Every
+  instance it lists is indexed as known but not cached (fetched from the
+  hospital when asked for: :mod:`profiles.dicom.ondemand`); a series without a
+  configured Retrieve AE Title or a Retrieve URL is fetched from the calling AE
+  when that is a configured remote AE. Then the KOS itself is stored like any
+  instance: the platform keeps the KOS and the metadata, not the images. The
+  study completes like any other, and the XDS-I publisher's manifest lists
+  its instances as retrievable from this archive (consumers retrieve through
+  us; we fetch on demand). The hospital's KOS is an instance of that study
+  here, so that manifest lists it too, as one more object this archive
+  serves: its evidence names the hospital, the manifest's names us, and a
+  consumer following the manifest gets the images from us either way.
 - ``dicom-archive/expire-cache``: fetched on-demand copies past their expiry go.
 
 Adapters that answer queries (C-FIND, QIDO-RS, C-MOVE, WADO) use the service's
@@ -23,26 +36,35 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
+from pydicom import dcmread
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+
 from esb.components import Service
 from esb.errors import DicomError
 from esb.exchange import ATTACHMENTS_HEADER, Attachment, Exchange
 from profiles.dicom.archive import Archive
 from profiles.dicom.config import DicomConfig, load_dicom_config
+from profiles.dicom.header import NOT_SUPPORTED
+from profiles.dicom.ondemand import register_remote_study
 
 log = logging.getLogger("esb.dicom.service")
 
 COMPLETE_HEADER = "dicom-complete-studies"
 DICOM_TYPES = ("application/dicom", "application/octet-stream")
+#: Key Object Selection Document Storage: what a hospital in on-demand mode sends per exam
+KOS_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.88.59"
 
 
 class DicomArchiveService(Service):
-    operations: ClassVar[tuple[str, ...]] = ("store", "complete-studies", "expire-cache", "collect")
+    operations: ClassVar[tuple[str, ...]] = ("store", "register-remote", "complete-studies", "expire-cache", "collect")
 
     def __init__(self, context: Any) -> None:
         super().__init__(context)
@@ -88,6 +110,8 @@ class DicomArchiveService(Service):
     async def call(self, operation: str, exchange: Exchange) -> Exchange | None:
         if operation == "store":
             return await asyncio.to_thread(self._store, exchange)
+        if operation == "register-remote":
+            return await asyncio.to_thread(self._register_remote, exchange)
         if operation == "complete-studies":
             return await asyncio.to_thread(self._complete, exchange)
         if operation == "collect":
@@ -126,7 +150,8 @@ class DicomArchiveService(Service):
         if attachment.path is not None and not Path(attachment.path).exists():
             return self._already_stored(exchange)
         if attachment.path is not None:
-            stored = self.archive.store(Path(attachment.path), calling_ae=calling_ae, source=source)
+            path = self._by_policy(Path(attachment.path), headers.get("dicom-transfer-syntax", ""))
+            stored = self.archive.store(path, calling_ae=calling_ae, source=source)
         else:
             stored = self._store_bytes(attachment.data or b"", calling_ae, source)
         facts = {
@@ -138,17 +163,83 @@ class DicomArchiveService(Service):
         }
         return _reply(exchange, None, facts)
 
+    def _by_policy(self, path: Path, received: str) -> Path:
+        """The file to store: as received, or transcoded when ``store_as`` asks for another syntax (B3.2).
+
+        Only a lossless or uncompressed target is allowed, lossy input is kept as
+        it came, and an instance that cannot be re-encoded is stored as received.
+        """
+        store_as = self.config.store_as
+        if not store_as or received == store_as:
+            return path
+        from pydicom import dcmread
+
+        from profiles.dicom.transcode import TranscodePolicy, pixel_info, transcode
+
+        policy = TranscodePolicy(store_as=store_as)
+        with path.open("rb") as stream:
+            header = dcmread(stream, defer_size=1024)  # pixel data present (for its description), not read
+        target = policy.storage_syntax(str(header.file_meta.get("TransferSyntaxUID", received)), pixel_info(header))
+        if target is None:
+            return path
+        try:
+            data = transcode(path, target, policy=policy)
+        except DicomError as exc:
+            log.info("kept an instance as received: it cannot be stored as %s (%s)", target, exc.text)
+            return path
+        converted = path.with_name(path.name + ".transcoded")
+        converted.write_bytes(data)
+        os.replace(converted, path)  # the journal lists the spool path: keep it
+        return path
+
     def _store_bytes(self, data: bytes, calling_ae: str, source: str) -> Any:
         """An in-memory part (a small STOW-RS instance): spooled to a file the store can adopt."""
-        spool = Path(self.context.settings.spool_dir)
-        spool.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=spool, prefix="dicom-", suffix=".dcm", delete=False) as file:
-            file.write(data)
-            path = Path(file.name)
+        path = self._spool(data)
         try:
             return self.archive.store(path, calling_ae=calling_ae, source=source)
         finally:
             path.unlink(missing_ok=True)  # refused: nothing was adopted
+
+    def _spool(self, data: bytes) -> Path:
+        spool = Path(self.context.settings.spool_dir)
+        spool.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=spool, prefix="dicom-", suffix=".dcm", delete=False) as file:
+            file.write(data)
+            return Path(file.name)
+
+    def _register_remote(self, exchange: Exchange) -> Exchange:
+        """On-demand intake: index what the hospital's KOS lists (not cached), then keep the KOS itself."""
+        attachment = _dicom_attachment(exchange)
+        calling_ae = exchange.headers.get("dicom-calling-ae", "")
+        if attachment.path is not None and not Path(attachment.path).exists():
+            return self._already_stored(exchange)  # a replay: both steps were done before the file moved
+        path = Path(attachment.path) if attachment.path is not None else self._spool(attachment.data or b"")
+        try:
+            kos = _read_kos(path)
+            studies = register_remote_study(
+                self.archive, kos, remotes=self.config.remote_aes, default_source=self._remote_name(calling_ae)
+            )
+            stored = self.archive.store(path, calling_ae=calling_ae, source=calling_ae)
+        finally:
+            if attachment.path is None:
+                path.unlink(missing_ok=True)
+        facts = {
+            "dicom-study-uid": stored.instance.study_uid,
+            "dicom-sop-instance-uid": stored.instance.sop_instance_uid,
+            "dicom-new-instance": str(stored.new_instance).lower(),
+            "dicom-new-study": str(stored.new_study).lower(),
+            "dicom-remote-studies": json.dumps([s.study_uid for s in studies]),
+            "dicom-remote-instances": str(sum(s.instances for s in studies)),
+        }
+        return _reply(exchange, None, facts)
+
+    def _remote_name(self, ae_title: str) -> str:
+        """The remote AE (config name) a calling AE title is, or "" when it is none of them."""
+        if not ae_title:
+            return ""
+        if ae_title in self.config.remote_aes:
+            return ae_title
+        return next((name for name, r in self.config.remote_aes.items() if r.ae_title == ae_title), "")
 
     def _already_stored(self, exchange: Exchange) -> Exchange:
         """A replay after the spooled file was moved into the store: fine if the index has the instance."""
@@ -172,6 +263,17 @@ class DicomArchiveService(Service):
         if failed:
             log.warning("%d on_complete hook call(s) failed; those studies stay 'complete' for a retry", failed)
         return _reply(exchange, {"complete": done}, {COMPLETE_HEADER: json.dumps(done)})
+
+
+def _read_kos(path: Path) -> Dataset:
+    """The KOS header; anything else is refused (this intake indexes what a KOS lists, nothing more)."""
+    try:
+        ds = dcmread(path, stop_before_pixels=True)
+    except (InvalidDicomError, OSError, ValueError, EOFError) as exc:
+        raise DicomError(f"the attachment is not a DICOM Part 10 file: {type(exc).__name__}", status=0xC000) from None
+    if str(ds.get("SOPClassUID", "")) != KOS_SOP_CLASS:
+        raise DicomError("the on-demand intake takes Key Object Selection documents only", status=NOT_SUPPORTED)
+    return ds
 
 
 def _dicom_attachment(exchange: Exchange) -> Attachment:
