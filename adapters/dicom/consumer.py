@@ -29,6 +29,7 @@ from adapters.dicom.contexts import scp_contexts
 from adapters.dicom.options import DicomOptions
 from adapters.dicom.qr import QueryRetrieve
 from adapters.dicom.store import Receiver
+from adapters.dicom.transcoding import RecordingAE
 from esb.components import Consumer, Handler
 from profiles.dicom.api import ArchiveApi
 from profiles.dicom.config import RemoteAe
@@ -68,7 +69,7 @@ class DicomConsumer(Consumer):
 
     def _application_entity(self) -> AE:
         o = self.options
-        ae = AE(self.ae_title)
+        ae = RecordingAE(self.ae_title)  # notes the C-MOVE sub-association (transcoding.py)
         network.configure(ae, o)
         ae.maximum_associations = o.max_associations
         ae.require_called_aet = o.check_called_ae

@@ -90,18 +90,23 @@ def scp_contexts(*, query_retrieve: bool) -> list[PresentationContext]:
 def store_contexts(pairs: Iterable[tuple[str, str]]) -> list[PresentationContext]:
     """Contexts to propose for sending instances of these (SOP class, transfer syntax) pairs.
 
-    A compressed instance gets a context with its own syntax only; uncompressed
-    ones of a SOP class share one context offering all uncompressed syntaxes.
+    Each SOP class gets one context offering the uncompressed syntaxes, and a
+    compressed instance one more with its own syntax only; an instance the peer
+    takes in no offered syntax as stored is transcoded on the way out.
     More than :data:`MAX_REQUESTED` are cut: the instances left out fail alone.
     """
     contexts: list[PresentationContext] = []
     seen: set[tuple[str, str]] = set()
     for sop_class, syntax in pairs:
         uncompressed = syntax in UNCOMPRESSED
-        key = (sop_class, "" if uncompressed else syntax)
-        if key in seen:
-            continue
-        seen.add(key)
-        offered = [syntax, *(s for s in UNCOMPRESSED if s != syntax)] if uncompressed else [syntax]
-        contexts.append(_context(sop_class, offered))
+        # every SOP class also gets the uncompressed context: what a peer that takes no
+        # compression (or an on-demand instance not fetched yet) is transcoded into
+        for key, offered in (
+            ((sop_class, ""), [syntax, *(s for s in UNCOMPRESSED if s != syntax)] if uncompressed else UNCOMPRESSED),
+            ((sop_class, syntax), [syntax]),
+        ):
+            if key in seen or (key[1] and uncompressed):
+                continue
+            seen.add(key)
+            contexts.append(_context(sop_class, offered))
     return contexts[:MAX_REQUESTED]

@@ -4,8 +4,9 @@ These are not journaled messages: each is answered at once from
 :class:`~profiles.dicom.api.ArchiveApi` (``find``, ``select``, ``open``), whose
 methods are synchronous and run here in the association's thread. Retrieved
 instances go out in the transfer syntax they were stored in (read with
-pydicom, pixel data untouched); a destination that accepts none of the
-instance's syntaxes makes that one sub-operation fail, the others go on.
+pydicom, pixel data untouched) when the peer accepted it, else transcoded into
+one it accepted (``transcoding.py``); one that cannot be makes that
+sub-operation fail alone, the others go on.
 C-MOVE destinations are the ``remote_aes`` of ``config/dicom.yaml``.
 """
 
@@ -23,6 +24,7 @@ from pynetdicom.events import Event
 from pynetdicom.presentation import PresentationContext, build_context
 
 from adapters.dicom.contexts import FIND_MODELS, GET_MODELS, MOVE_MODELS, VERIFICATION, store_contexts
+from adapters.dicom.transcoding import accepted_syntaxes, fit, move_association
 from profiles.dicom.api import ArchiveApi, DicomError, InstanceRef, Level, Model
 from profiles.dicom.config import RemoteAe
 
@@ -125,12 +127,15 @@ class QueryRetrieve:
                         instance.sop_instance_uid, type(exc).__name__)  # fmt: skip
             return _unsendable(instance)
 
-    def _sub_operations(self, event: Event, instances: list[InstanceRef]) -> Iterator[Response]:
+    def _sub_operations(self, event: Event, instances: list[InstanceRef], *, move: bool) -> Iterator[Response]:
         for instance in instances:
             if event.is_cancelled:
                 yield CANCEL, None
                 return
-            yield PENDING, self.load(instance)
+            ds = self.load(instance)
+            # C-GET sends over the requestor's association, C-MOVE over the one pynetdicom opened
+            assoc = move_association() if move else event.assoc
+            yield PENDING, fit(ds, accepted_syntaxes(assoc, instance.sop_class_uid))
 
     def destination(self, name: str) -> RemoteAe | None:
         try:
@@ -165,7 +170,7 @@ class QueryRetrieve:
             yield error.status, None
             return
         yield len(instances)
-        yield from self._sub_operations(event, instances)
+        yield from self._sub_operations(event, instances, move=True)
 
     def get(self, event: Event) -> Iterator[Any]:
         try:
@@ -176,7 +181,7 @@ class QueryRetrieve:
             yield exc.status, None
             return
         yield len(instances)
-        yield from self._sub_operations(event, instances)
+        yield from self._sub_operations(event, instances, move=False)
 
     def handlers(self) -> list[tuple[Any, Callable[..., Any]]]:
         return [(evt.EVT_C_FIND, self.find), (evt.EVT_C_MOVE, self.move), (evt.EVT_C_GET, self.get)]

@@ -12,6 +12,11 @@
   each is handed to the ``on_complete`` hooks, where the XDS-I publisher
   registers itself; a study whose hook failed stays ``complete`` (not
   ``archived``) and is listed by ``archive.studies_with_status("complete")``.
+  Such studies (their patient unknown to the EMPI yet, XDS unreachable) are
+  offered to the hooks again, once complete for ``study_complete_after`` and
+  at most that often: the XDS-I publisher then publishes a study whose
+  patient was registered after its images came, and leaves one whose
+  manifest is already registered alone.
 - ``dicom-archive/register-remote`` (on-demand mode, A4): the attachment is a
   Key Object Selection document from a hospital that keeps its images. Every
   instance it lists is indexed as known but not cached (fetched from the
@@ -34,11 +39,13 @@ Adapters that answer queries (C-FIND, QIDO-RS, C-MOVE, WADO) use the service's
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import logging
 import os
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
@@ -46,6 +53,7 @@ from typing import Any, ClassVar
 from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
+from sqlalchemy import select
 
 from esb.components import Service
 from esb.errors import DicomError
@@ -53,11 +61,13 @@ from esb.exchange import ATTACHMENTS_HEADER, Attachment, Exchange
 from profiles.dicom.archive import Archive
 from profiles.dicom.config import DicomConfig, load_dicom_config
 from profiles.dicom.header import NOT_SUPPORTED
-from profiles.dicom.ondemand import register_remote_study
+from profiles.dicom.schema import COMPLETE, studies
 
 log = logging.getLogger("esb.dicom.service")
 
 COMPLETE_HEADER = "dicom-complete-studies"
+#: studies left ``complete`` offered to the hooks again per retry
+RETRY_BATCH = 100
 DICOM_TYPES = ("application/dicom", "application/octet-stream")
 #: Key Object Selection Document Storage: what a hospital in on-demand mode sends per exam
 KOS_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.88.59"
@@ -73,6 +83,8 @@ class DicomArchiveService(Service):
         self.on_complete: list[Callable[[str], None]] = []
         self._archive: Archive | None = None
         self._building = threading.Lock()
+        self._next_retry = 0.0  # time.monotonic() of the next retry of studies left 'complete'
+        self._retry_cursor = 0  # the last study key retried (0: from the start)
 
     @property
     def archive(self) -> Archive:
@@ -209,6 +221,8 @@ class DicomArchiveService(Service):
 
     def _register_remote(self, exchange: Exchange) -> Exchange:
         """On-demand intake: index what the hospital's KOS lists (not cached), then keep the KOS itself."""
+        from profiles.dicom.ondemand import register_remote_study
+
         attachment = _dicom_attachment(exchange)
         calling_ae = exchange.headers.get("dicom-calling-ae", "")
         if attachment.path is not None and not Path(attachment.path).exists():
@@ -216,7 +230,7 @@ class DicomArchiveService(Service):
         path = Path(attachment.path) if attachment.path is not None else self._spool(attachment.data or b"")
         try:
             kos = _read_kos(path)
-            studies = register_remote_study(
+            remote = register_remote_study(
                 self.archive, kos, remotes=self.config.remote_aes, default_source=self._remote_name(calling_ae)
             )
             stored = self.archive.store(path, calling_ae=calling_ae, source=calling_ae)
@@ -228,8 +242,8 @@ class DicomArchiveService(Service):
             "dicom-sop-instance-uid": stored.instance.sop_instance_uid,
             "dicom-new-instance": str(stored.new_instance).lower(),
             "dicom-new-study": str(stored.new_study).lower(),
-            "dicom-remote-studies": json.dumps([s.study_uid for s in studies]),
-            "dicom-remote-instances": str(sum(s.instances for s in studies)),
+            "dicom-remote-studies": json.dumps([s.study_uid for s in remote]),
+            "dicom-remote-instances": str(sum(s.instances for s in remote)),
         }
         return _reply(exchange, None, facts)
 
@@ -252,8 +266,9 @@ class DicomArchiveService(Service):
 
     def _complete(self, exchange: Exchange) -> Exchange:
         done = self.archive.complete_studies()
+        offered = done + self._left_complete(done)
         failed = 0
-        for study_uid in done:
+        for study_uid in offered:
             for hook in list(self.on_complete):
                 try:
                     hook(study_uid)
@@ -263,6 +278,31 @@ class DicomArchiveService(Service):
         if failed:
             log.warning("%d on_complete hook call(s) failed; those studies stay 'complete' for a retry", failed)
         return _reply(exchange, {"complete": done}, {COMPLETE_HEADER: json.dumps(done)})
+
+    def _left_complete(self, done: list[str]) -> list[str]:
+        """Studies the hooks left ``complete`` before, offered to them again (see the module docstring).
+
+        At most every ``study_complete_after`` per process, ``RETRY_BATCH`` at a
+        time in turn (a cursor over the study keys, so a few studies that can
+        never be published do not keep the others waiting), and only studies
+        complete for that long already: one whose hook is still at work on
+        another node is not published twice.
+        """
+        now = time.monotonic()
+        if not self.on_complete or now < self._next_retry:
+            return []
+        self._next_retry = now + self.config.study_complete_after
+        cutoff = self.archive.clock() - dt.timedelta(seconds=self.config.study_complete_after)
+        query = (
+            select(studies.c.pk, studies.c.study_uid)
+            .where(studies.c.status == COMPLETE, studies.c.completed_at <= cutoff, studies.c.pk > self._retry_cursor)
+            .order_by(studies.c.pk)
+            .limit(RETRY_BATCH)
+        )
+        with self.archive.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        self._retry_cursor = rows[-1].pk if len(rows) == RETRY_BATCH else 0
+        return [row.study_uid for row in rows if row.study_uid not in done]
 
 
 def _read_kos(path: Path) -> Dataset:

@@ -7,9 +7,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from pydicom import dcmread
-from pydicom.uid import generate_uid
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from pynetdicom.presentation import build_context
 
 from esb.runtime.engine import Engine
@@ -110,12 +111,17 @@ async def test_movescu_retrieves_a_study_to_a_known_destination(
         assert moved.file_meta.TransferSyntaxUID == original.file_meta.TransferSyntaxUID
         assert moved.PixelData == original.PixelData
 
-    # A destination that only takes uncompressed data: the JPEG 2000 instance fails alone.
+    # A destination that only takes uncompressed data: the JPEG 2000 instance is transcoded on the way out.
     only_plain = tmp_path / "plain"
     only_plain.mkdir()
     result = await asyncio.to_thread(_move, port_of(engine), plain_destination, only_plain, study, title="PLAINSCU")
-    assert "Final Move Response (Warning: SubOperationsCompleteOneOrMoreFailures)" in result.stderr
-    assert len(list(only_plain.iterdir())) == 3
+    assert "Received Final Move Response (Success)" in result.stderr
+    plain = {dcmread(p).SOPInstanceUID: dcmread(p) for p in only_plain.iterdir()}
+    assert plain.keys() == sent.keys()
+    j2k = dcmread(files[-1])
+    decoded = plain[j2k.SOPInstanceUID]
+    assert decoded.file_meta.TransferSyntaxUID == ExplicitVRLittleEndian
+    assert np.array_equal(decoded.pixel_array, j2k.pixel_array)  # decoded, not re-compressed
 
 
 async def test_move_to_an_unknown_destination_is_a801(
@@ -151,3 +157,21 @@ async def test_getscu_retrieves_over_the_same_association(dicom_engine: DicomEng
     assert {dcmread(p).SOPInstanceUID for p in got} == {dcmread(f).SOPInstanceUID for f in (files[0], files[2])}
     originals = {dcmread(f).SOPInstanceUID: elements(dcmread(f)) for f in (files[0], files[2])}
     assert {dcmread(p).SOPInstanceUID: elements(dcmread(p)) for p in got} == originals
+
+
+async def test_getscu_without_compression_gets_compressed_instances_decoded(
+    dicom_engine: DicomEngine, tmp_path: Path
+) -> None:
+    engine = await dicom_engine()
+    (file,) = series(tmp_path / "in", 1, source=support.J2K)
+    archive_of(engine).add(file)
+    out = tmp_path / "got"
+    out.mkdir()
+    keys = ["-k", "QueryRetrieveLevel=STUDY", "-k", f"StudyInstanceUID={dcmread(file).StudyInstanceUID}"]
+    result = await asyncio.to_thread(dcmtk, "getscu", "-v", "-S", "-od", out, *keys, "-aec", "ESB",
+                                     "127.0.0.1", str(port_of(engine)))  # fmt: skip
+    assert "Number of Completed Suboperations : 1" in result.stderr, result.stderr
+    (got,) = [dcmread(p) for p in out.iterdir()]
+    original = dcmread(file)
+    assert got.file_meta.TransferSyntaxUID == ExplicitVRLittleEndian
+    assert np.array_equal(got.pixel_array, original.pixel_array)
