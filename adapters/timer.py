@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 from croniter import croniter
 
 from esb.components import Adapter, Consumer, Endpoint, Handler
+from esb.errors import EngineStoppingError
 from esb.exchange import Exchange
 from esb.journal import Journal
 from esb.uri import Duration, EndpointUri, did_you_mean
@@ -154,6 +155,10 @@ class TimerConsumer(Consumer):
         outcome = await self.handler(exchange, False)
         if outcome.status == "failed":
             # The tick is claimed but not journaled; a lost tick is logged, not fired twice.
+            if isinstance(outcome.error, EngineStoppingError):
+                log.info("timer %s (route %s): tick %s not fired: the engine is stopping",
+                         self.options.name, self.route_id, fired_at.isoformat())  # fmt: skip
+                return
             log.error("timer %s (route %s): tick %s was not taken: %s",
                       self.options.name, self.route_id, fired_at.isoformat(), type(outcome.error).__name__)  # fmt: skip
             return

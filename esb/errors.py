@@ -24,6 +24,7 @@ adapter can turn it into a protocol answer (HL7 ACK, SOAP Fault, DICOM status)::
     │   │   └── StaleUpdateError       an update older than what it has
     │   ├── XdsError                   XDS registry/repository refusals with their XDS error codes
     │   └── DicomError                 the archive refuses a DICOM request; carries the DIMSE status
+    ├── EngineStoppingError            the engine is shutting down and takes no new message
     ├── JournalError                   the message store failed or is inconsistent
     │   └── NotFoundError              no such message or delivery
     ├── StorageError                   a blob store (documents, images, spooled parts) failed
@@ -293,3 +294,7 @@ class DicomSendError(AdapterError, DeliveryError):
 
 class DicomRefusedError(DicomSendError, PermanentDeliveryError):
     """The peer refused the instance in a way resending cannot fix: dead letter."""
+
+
+class EngineStoppingError(EsbError):
+    """The engine is shutting down: a consumer's new message is refused (the peer resends it elsewhere)."""

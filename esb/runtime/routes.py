@@ -14,7 +14,7 @@ import time
 from typing import TYPE_CHECKING
 
 from esb.components import Consumer, Outcome
-from esb.errors import FilteredError
+from esb.errors import EngineStoppingError, FilteredError
 from esb.exchange import Exchange
 from esb.logs import current_exchange, current_route
 from esb.routes.lint import LoadedRoute
@@ -48,7 +48,7 @@ class RouteRunner:
     async def handle(self, exchange: Exchange, wait: bool) -> Outcome:
         """The consumer's entry: journal first, then route (now or in the background)."""
         if self.engine.stopping:
-            return Outcome(None, "failed", error=RuntimeError("engine is shutting down"))
+            return Outcome(None, "failed", error=EngineStoppingError("engine is shutting down"))
         await self._pending.acquire()
         exchange.route_id = self.id
         try:
