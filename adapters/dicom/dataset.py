@@ -186,9 +186,44 @@ def file_meta(sop_class: str, sop_instance: str, syntax: UID, source_ae: str) ->
     return meta
 
 
+#: the file meta elements :func:`file_meta` makes, with the byte that pads an odd value (PS3.5 6.2)
+_META_PADDING = {0x00020002: b"\x00", 0x00020003: b"\x00", 0x00020010: b"\x00", 0x00020012: b"\x00",
+                 0x00020013: b" ", 0x00020016: b" "}  # fmt: skip
+_META_VERSION = struct.pack("<HH2sHL", 0x0002, 0x0001, b"OB", 0, 2) + b"\x00\x01"
+
+
+def encode_meta(meta: FileMetaDataset) -> bytes:
+    """``meta`` as pydicom encodes it (explicit VR little endian, group length first), without pydicom.
+
+    It runs once per received instance, where pydicom's writer costs about
+    0.3 ms; a file meta with other elements or values than :func:`file_meta`
+    makes (not plain ASCII text) is left to pydicom.
+    """
+    parts = [_META_VERSION]
+    for tag in sorted(meta.keys()):
+        if int(tag) in (0x00020000, 0x00020001):
+            continue
+        element = meta[tag]
+        pad = _META_PADDING.get(int(tag))
+        value = element.value
+        if pad is None or not isinstance(value, str) or not value.isascii():
+            return encode_file_meta(meta)
+        raw = value.encode("ascii")
+        if len(raw) % 2:
+            raw += pad
+        if len(raw) > 0xFFFF:
+            return encode_file_meta(meta)
+        parts.append(struct.pack("<HH2sH", 0x0002, int(tag) & 0xFFFF, element.VR.encode("ascii"), len(raw)) + raw)
+    version = meta.get_item(0x00020001)
+    if version is not None and meta[0x00020001].value != b"\x00\x01":
+        return encode_file_meta(meta)
+    body = b"".join(parts)
+    return struct.pack("<HH2sHL", 0x0002, 0x0000, b"UL", 4, len(body)) + body
+
+
 def write_part10(path: Path, meta: FileMetaDataset, data: bytes | memoryview) -> None:
     """Preamble, file meta and the data set's bytes as received: nothing is re-encoded."""
     with open(path, "xb") as out:
         out.write(PREAMBLE)
-        out.write(encode_file_meta(meta))
+        out.write(encode_meta(meta))
         out.write(data)

@@ -40,6 +40,7 @@ from adapters.dicom.options import DicomOptions
 from esb.components import Handler, Outcome
 from esb.errors import DicomError, JournalError, StorageError
 from esb.exchange import ATTACHMENTS_HEADER, Attachment, Exchange, attachments_header
+from profiles.dicom.header import remember_header
 
 log = logging.getLogger("esb.adapters.dicom")
 
@@ -192,12 +193,16 @@ class Receiver:
             raise Refused(DOES_NOT_MATCH, f"{why} from the command's")
         self.spool_dir.mkdir(parents=True, exist_ok=True)
         path = self.spool_dir / f"dicom-{uuid.uuid4().hex}.dcm"
+        meta = encoded.file_meta(sop_class, sop_instance, syntax, peer.calling_ae)
         try:
-            encoded.write_part10(path, encoded.file_meta(sop_class, sop_instance, syntax, peer.calling_ae), data)
+            encoded.write_part10(path, meta, data)
         except OSError as exc:
             with contextlib.suppress(OSError):
                 path.unlink()
             raise Refused(OUT_OF_RESOURCES, f"cannot write the spool file: {exc}") from None
+        # The archive stores this very file next: it takes this header instead of parsing the file again.
+        ds.file_meta = meta
+        remember_header(path, ds)
         return path, ds
 
     def hand_over(self, exchange: Exchange, path: Path, sop_instance: str, peer: Peer) -> int:

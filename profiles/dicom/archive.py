@@ -40,7 +40,7 @@ from profiles.dicom.config import DicomConfig
 from profiles.dicom.empi_link import master_patient
 from profiles.dicom.find import QUERY_FAILED, Finder, check_level
 from profiles.dicom.header import OUT_OF_RESOURCES, identify, read_header
-from profiles.dicom.indexer import Blob, Indexed, index_instance
+from profiles.dicom.indexer import Blob, Indexed, Restart, index_instance
 from profiles.dicom.lifecycle import StudyInfo
 from profiles.dicom.matching import condition, query_values
 from profiles.dicom.schema import NEARLINE, ONLINE, instances, patients, series, studies
@@ -112,16 +112,19 @@ class Archive:
         return self._index(header, Blob(None), source=source, keep_stored=True).stored
 
     def _index(self, header: Any, blob: Blob, **options: Any) -> Indexed:
-        for attempt in range(1, ATTEMPTS + 1):
+        quick, attempt = True, 0
+        while True:
             try:
                 with self._writing() as conn:
-                    return index_instance(conn, header, blob, now=self.clock(), **options)
+                    return index_instance(conn, header, blob, now=self.clock(), quick=quick, **options)
+            except Restart:  # the series is not where the header puts it: take the rows one by one (once)
+                quick = False
             except IntegrityError as exc:  # another store created the same patient/study/series row first
+                attempt += 1
                 if attempt == ATTEMPTS:
                     raise DicomError("the archive index is busy, try again", status=OUT_OF_RESOURCES) from exc
             except DBAPIError as exc:
                 raise DicomError("the archive index is unavailable", status=OUT_OF_RESOURCES) from exc
-        raise AssertionError("unreachable")
 
     @contextlib.contextmanager
     def _writing(self) -> Iterator[Connection]:

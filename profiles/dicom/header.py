@@ -35,8 +35,10 @@ from pydicom import dcmread
 from pydicom.datadict import dictionary_VR
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
 from pydicom.tag import BaseTag
 from pydicom.uid import UID, DeflatedExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pydicom.valuerep import AMBIGUOUS_VR
 from pynetdicom.service_class import StorageServiceClass
 from pynetdicom.sop_class import uid_to_service_class
 
@@ -76,9 +78,64 @@ def is_storage_class(uid: str) -> bool:
     return uid_to_service_class(uid) is StorageServiceClass
 
 
+#: headers parsed by whoever wrote the file, by its path: (device, inode, size, mtime) and the header
+_PARSED: dict[str, tuple[tuple[int, int, int, int], Dataset]] = {}
+#: headers held at most (then forgotten all at once: a forgotten one is read from its file)
+PARSED_MEMORY = 128
+
+
+def _identity(path: str | os.PathLike[str]) -> tuple[int, int, int, int]:
+    stat = os.stat(path)
+    return stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns
+
+
+def remember_header(path: str | os.PathLike[str], ds: Dataset) -> None:
+    """``path`` was just written from bytes checked whole, whose header parsed into ``ds`` (with its file meta).
+
+    The ``dicom:`` consumer parses each received header (for the exchange's
+    body) and writes the spool file the archive then stores: :func:`read_header`
+    takes this header instead of parsing the file again, once, and only while
+    the file is the very one written (same inode, size and modification time;
+    a file transcoded or replaced meanwhile is read again). A header with an
+    element :func:`read_header` would have left on disk (over ``DEFER_SIZE``)
+    is not remembered, so either way the archive sees the same header.
+    """
+    for tag in ds.keys():
+        element = ds.get_item(tag, keep_deferred=True)
+        if not isinstance(element, RawDataElement) or element.length == 0xFFFFFFFF:
+            continue  # converted already (the character set) or read item by item: never deferred whole
+        if element.length > DEFER_SIZE and tag != 0x00080005:
+            return
+    try:
+        identity = _identity(path)
+    except OSError:
+        return
+    if len(_PARSED) >= PARSED_MEMORY:
+        _PARSED.clear()
+    _PARSED[os.fspath(path)] = (identity, ds)
+
+
+def _parsed(path: str | os.PathLike[str]) -> Dataset | None:
+    found = _PARSED.pop(os.fspath(path), None)
+    if found is None:
+        return None
+    try:
+        return found[1] if _identity(path) == found[0] else None
+    except OSError:
+        return None
+
+
 def read_header(path: str | os.PathLike[str]) -> Header:
     """The header of the file at ``path``; DicomError (with its C-STORE status) when the archive must refuse it."""
     name = Path(path).name
+    remembered = _parsed(path)
+    if remembered is not None:
+        try:
+            return identify(remembered)
+        except DicomError:
+            raise
+        except Exception as exc:
+            raise DicomError(f"{name} is not a readable DICOM file ({type(exc).__name__})") from exc
     try:
         size = os.path.getsize(path)
         fp = open(path, "rb")
@@ -218,9 +275,19 @@ def header_json(
     Call it while the file read by :func:`read_header` is still in place:
     non-binary elements deferred at read time (a very large SR content tree)
     are read from it then.
+
+    Every received instance gets its header converted (it is the exchange's
+    body), and the instances of a series share most of their elements: an
+    element's JSON is remembered by what it is converted from (its tag, VR
+    and bytes, and the data set's encoding, character set and pixel
+    representation), so the next instance of the series converts only the
+    elements that differ (:func:`_memo_key` says which may be remembered).
     """
     kept = Dataset()
     uris: dict[str, dict[str, Any]] = {}
+    known: dict[str, dict[str, Any]] = {}
+    context = _conversion_context(ds) if bulk_data_uri is None and threshold == BULK_THRESHOLD else None
+    pending: dict[str, tuple[Any, ...]] = {}
     for tag in ds.keys():
         if tag in PIXEL_TAGS:
             continue
@@ -231,14 +298,71 @@ def header_json(
             if bulk_data_uri is not None:
                 uris[f"{int(tag):08X}"] = {"vr": vr, "BulkDataURI": bulk_data_uri(DataElement(tag, vr, None))}
             continue
+        key = _memo_key(context, raw) if context is not None else None
+        if key is not None:
+            found = _ELEMENT_JSON.get(key, _UNKNOWN)
+            if found is not _UNKNOWN:
+                if found is not None:
+                    known[f"{int(tag):08X}"] = found
+                continue
+            pending[f"{int(tag):08X}"] = key
         kept.add(ds[tag])
     marker = "\x00bulk"
     handler = bulk_data_uri or (lambda _element: marker)
     document = kept.to_json_dict(bulk_data_threshold=threshold, bulk_data_element_handler=handler)
     if bulk_data_uri is None:
         _drop_marked(document, marker)
+    _remember({name: document.get(name) for name in pending}, pending)
+    document.update(known)
     document.update(uris)
     return json.dumps(dict(sorted(document.items())), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+#: JSON of header elements by what it was converted from; None: an element left out (bulk data)
+_ELEMENT_JSON: dict[tuple[Any, ...], dict[str, Any] | None] = {}
+_UNKNOWN: Any = object()
+#: elements remembered at most (then forgotten all at once), and the largest value remembered
+ELEMENT_MEMORY, ELEMENT_MEMORY_VALUE = 4096, 1024
+#: tags whose values change how other elements convert: character set, pixel representation, bits allocated
+_CONTEXT_TAGS = (0x00080005, 0x00280103, 0x00280100)
+
+
+def _plain(element: Any) -> Any:
+    if element is None:
+        return None
+    value = element.value
+    return tuple(value) if isinstance(value, MultiValue | list | tuple) else value
+
+
+def _conversion_context(ds: Dataset) -> tuple[Any, ...]:
+    """What converting an element depends on besides its own tag, VR and bytes."""
+    charset = ds.original_character_set
+    return (
+        getattr(ds, "original_encoding", None),
+        tuple(charset) if isinstance(charset, list) else charset,
+        *(_plain(ds.get_item(tag)) for tag in _CONTEXT_TAGS),
+    )
+
+
+def _memo_key(context: tuple[Any, ...], raw: Any) -> tuple[Any, ...] | None:
+    """The key an element's JSON is remembered by; None when its conversion depends on more than the key says.
+
+    Only raw elements with an explicit, unambiguous VR: an implicit VR, ``UN``
+    (a private VR looked up by its creator) or ``US or SS`` and the like
+    depend on other elements of the data set.
+    """
+    if not isinstance(raw, RawDataElement) or not isinstance(raw.value, bytes):
+        return None
+    if raw.VR is None or raw.VR == "UN" or raw.VR in AMBIGUOUS_VR or len(raw.value) > ELEMENT_MEMORY_VALUE:
+        return None
+    return (context, int(raw.tag), raw.VR, raw.value)
+
+
+def _remember(converted: dict[str, dict[str, Any] | None], keys: dict[str, tuple[Any, ...]]) -> None:
+    if len(_ELEMENT_JSON) + len(keys) > ELEMENT_MEMORY:
+        _ELEMENT_JSON.clear()
+    for name, key in keys.items():
+        _ELEMENT_JSON[key] = converted[name]
 
 
 def _dictionary_vr(tag: BaseTag) -> str:
