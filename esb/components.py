@@ -34,11 +34,14 @@ class Outcome:
 
     ``status`` is ``accepted`` (journaled; the route runs on), ``processed``
     (the route completed; ``exchange`` is the final message), ``filtered``
-    or ``failed`` (``error`` says why; data already accepted is kept).
+    or ``failed`` (``error`` says why; data already accepted is kept), or
+    ``duplicate``: the route holds a message with the exchange's
+    ``DEDUP_KEY`` already (``message_id``); nothing was journaled or run,
+    and the consumer counts it as taken.
     """
 
     message_id: str | None
-    status: Literal["accepted", "processed", "filtered", "failed"]
+    status: Literal["accepted", "processed", "filtered", "failed", "duplicate"]
     exchange: Exchange | None = None
     error: BaseException | None = None
     #: a protocol reply prepared by on_error (e.g. {"code": "AE"}), for the adapter

@@ -138,6 +138,14 @@ class NotFoundError(JournalError):
     pass
 
 
+class DuplicateMessageError(JournalError):
+    """The route already holds a message with this inbound key: nothing was journaled."""
+
+    def __init__(self, message_id: str) -> None:
+        super().__init__(f"already taken as message {message_id}")
+        self.message_id = message_id
+
+
 class Hl7Error(ExchangeError):
     """An HL7 v2 message is wrong in a way its sender must hear about.
 

@@ -24,6 +24,11 @@ SAFE_XML_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_
 #: resumed from the journal or a queued delivery gets them back
 ATTACHMENTS_HEADER = "esb-attachments"
 
+#: property a consumer sets to a key that stays the same when it sees a message
+#: again (a broker's redelivery, a staging row re-read): the journal takes the
+#: key once per route and answers a repeat as ``duplicate`` (esb.journal.inbound)
+DEDUP_KEY = "dedup_key"
+
 
 def new_id() -> str:
     return uuid.uuid4().hex

@@ -35,6 +35,12 @@ class Metrics:
         self.processed = Counter("esb_route_processed", "Messages routed", ["route"], registry=r)
         self.filtered = Counter("esb_route_filtered", "Messages filtered out", ["route"], registry=r)
         self.failed = Counter("esb_route_failed", "Messages that failed", ["route"], registry=r)
+        self.duplicates = Counter(
+            "esb_route_duplicates",
+            "Messages already taken (same inbound key): not journaled again",
+            ["route"],
+            registry=r,
+        )
         self.latency = Histogram(
             "esb_route_latency_seconds",
             "Time from acceptance to route completion",

@@ -123,3 +123,18 @@ mllp_dedup = Table(
     Column("received_at", DateTime, nullable=False),
     Index("ix_esb_mllp_dedup_received", "received_at"),
 )
+
+#: Inbound duplicate control for consumers that may see a message twice (a broker's
+#: redelivery, a staging row read again after a crash): (route, key) -> the message
+#: that took it. A key whose message failed may be taken again (a re-run after a
+#: fix); others answer "duplicate". Pruned by age, apart from messages, so a route
+#: that keeps no messages (store: none) still drops its duplicates.
+inbound_keys = Table(
+    "esb_inbound_keys",
+    metadata,
+    Column("route_id", String(200), primary_key=True),
+    Column("key", String(200), primary_key=True),
+    Column("message_id", String(32), nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Index("ix_esb_inbound_keys_created", "created_at"),
+)

@@ -36,7 +36,6 @@ from sqlalchemy import (
     Table,
     and_,
     bindparam,
-    delete,
     insert,
     or_,
     select,
@@ -47,18 +46,17 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql import ColumnElement, Select, Update
 
-from esb.errors import NotFoundError
+from esb.errors import DuplicateMessageError, NotFoundError
 from esb.exchange import Exchange
 from esb.journal import database
+from esb.journal.inbound import take_key
+from esb.journal.prune import prune_finished
 from esb.journal.schema import attempts, deliveries, messages, timer_ticks
 from esb.journal.spool import discard_attachments, lists_attachments
 from esb.routes.model import RetryPolicy
 
 log = logging.getLogger("esb.journal")
 
-FINAL_MESSAGE_STATES = ("processed", "filtered", "failed")
-#: deliveries that keep their message from being pruned
-OPEN_DELIVERY_STATES = ("pending", "inflight", "dead")
 #: dialects where a claim is one UPDATE ... RETURNING (tested on both); see the module docstring
 ONE_STATEMENT_CLAIM_DIALECTS = frozenset({"postgresql", "sqlite"})
 
@@ -276,8 +274,14 @@ class Journal:
 
     # -- inbound -------------------------------------------------------------------
 
-    def accept(self, exchange: Exchange, *, route_id: str, source: str, store_mode: str, claim: bool) -> str:
-        """Commit an inbound message; only then may the caller be answered."""
+    def accept(
+        self, exchange: Exchange, *, route_id: str, source: str, store_mode: str, claim: bool, key: str | None = None
+    ) -> str:
+        """Commit an inbound message; only then may the caller be answered.
+
+        ``key`` names a message a consumer may see twice (:mod:`esb.journal.inbound`):
+        DuplicateMessageError when the route holds it already.
+        """
         now = self.clock()
         parent = exchange.message_id
         if parent is not None:
@@ -300,10 +304,26 @@ class Journal:
             "claimed_by": self.node_id if claim else None,
             "lease_until": now + self.lease if claim else None,
         }
-        with self.engine.begin() as conn:
-            conn.execute(_INSERT_MESSAGE, row)
+        if key is None:
+            with self.engine.begin() as conn:
+                conn.execute(_INSERT_MESSAGE, row)
+        else:
+            self._accept_keyed(row, route_id, key, now)
         exchange.message_id = message_id
         return message_id
+
+    def _accept_keyed(self, row: dict[str, Any], route_id: str, key: str, now: dt.datetime) -> None:
+        for attempt in (1, 2):  # a second node inserting the same new key at once: the retry finds its row
+            try:
+                with self.engine.begin() as conn:
+                    held = take_key(conn, route_id, key, row["id"], now)
+                    if held is not None:
+                        raise DuplicateMessageError(held)
+                    conn.execute(_INSERT_MESSAGE, row)
+                return
+            except IntegrityError:
+                if attempt == 2:
+                    raise
 
     def complete(
         self,
@@ -553,43 +573,7 @@ class Journal:
         route_id: str | None = None,
         exclude_routes: Sequence[str] = (),
     ) -> int:
-        """Remove finished messages: 'none' mode at once, others after retention.
-
-        Works in batches; returns how many messages went (0 when nothing is left).
-        ``route_id`` limits pruning to one route (its own ``retention``);
-        ``exclude_routes`` spares the routes that have one.
-        The deletes re-check for open deliveries, so a delivery queued on an old
-        message meanwhile (``esb messages replay --to``) keeps it and is kept.
-        """
-        now = self.clock()
-        done = messages.c.status.in_(FINAL_MESSAGE_STATES)
-        open_deliveries = (
-            select(deliveries.c.id)
-            .where(deliveries.c.message_id == messages.c.id, deliveries.c.status.in_(OPEN_DELIVERY_STATES))
-            .exists()
+        """Remove finished messages, a batch at a time (see :func:`esb.journal.prune.prune_finished`)."""
+        return prune_finished(
+            self.engine, self.clock(), self.spool_root, older_than, route_id=route_id, exclude_routes=exclude_routes
         )
-        expired = messages.c.store_mode == "none"
-        if older_than is not None:
-            expired = or_(expired, messages.c.updated_at < now - older_than)
-        if route_id is not None:
-            expired = and_(expired, messages.c.route_id == route_id)
-        if exclude_routes:
-            expired = and_(expired, messages.c.route_id.not_in(exclude_routes))
-        with self.engine.begin() as conn:
-            conn.execute(delete(timer_ticks).where(timer_ticks.c.tick < now - dt.timedelta(days=1)))
-            ids = [r.id for r in conn.execute(select(messages.c.id).where(done, expired, ~open_deliveries).limit(5000))]
-            if not ids:
-                return 0
-            closed = and_(deliveries.c.message_id.in_(ids), deliveries.c.status.not_in(OPEN_DELIVERY_STATES))
-            conn.execute(delete(attempts).where(attempts.c.delivery_id.in_(select(deliveries.c.id).where(closed))))
-            conn.execute(delete(deliveries).where(closed))
-            listed: dict[str, Any] = {}
-            if self.spool_root is not None:
-                found = conn.execute(select(messages.c.id, messages.c.headers).where(messages.c.id.in_(ids)))
-                listed = {r.id: r.headers for r in found if lists_attachments(r.headers)}
-            count = int(conn.execute(delete(messages).where(messages.c.id.in_(ids), ~open_deliveries)).rowcount)
-            if listed:  # a message that got a new delivery meanwhile was kept, and keeps its files
-                kept = {r.id for r in conn.execute(select(messages.c.id).where(messages.c.id.in_(list(listed))))}
-                listed = {k: v for k, v in listed.items() if k not in kept}
-        discard_attachments(listed.values(), self.spool_root)
-        return count

@@ -14,8 +14,8 @@ import time
 from typing import TYPE_CHECKING
 
 from esb.components import Consumer, Outcome
-from esb.errors import EngineStoppingError, FilteredError
-from esb.exchange import Exchange
+from esb.errors import DuplicateMessageError, EngineStoppingError, FilteredError
+from esb.exchange import DEDUP_KEY, Exchange
 from esb.logs import current_exchange, current_route
 from esb.routes.lint import LoadedRoute
 from esb.runtime.pipeline import Run, run_steps
@@ -60,7 +60,12 @@ class RouteRunner:
                 source=self.route.source.value,
                 store_mode=self.route.store,
                 claim=True,
+                key=exchange.properties.get(DEDUP_KEY),
             )
+        except DuplicateMessageError as exc:
+            self._pending.release()
+            self.engine.context.metrics.duplicates.labels(self.id).inc()
+            return Outcome(exc.message_id, "duplicate", exchange)
         except Exception as exc:
             self._pending.release()
             log.error("route %s: journal refused a message: %s", self.id, describe(exc))
