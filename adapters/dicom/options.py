@@ -10,8 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from adapters.http.options import misplaced
-from adapters.http.tls import TlsSwitch, tls_flag_problems
+from adapters.http.tls import TlsSwitch, socket_problems
 from esb.uri import Duration
 
 MIB = 1024 * 1024
@@ -124,12 +123,5 @@ class DicomOptions(TlsSwitch):
 
 def problems(options: DicomOptions, *, consumer: bool) -> list[str]:
     """What lint reports for a ``dicom:`` endpoint on one side."""
-    where = "dicom:"
-    if not options.host:
-        example = "dicom://0.0.0.0:11112?ae_title=ESB" if consumer else "dicom://PACS@pacs.example.org:104"
-        return [f"{where} needs a host, e.g. {example}"]
-    found = misplaced(options, consumer=consumer, where=where)
-    if not consumer and options.port == 0:
-        found.append(f"{where} port 0 can only be listened on; name the peer's port in 'to'")
-    found.extend(tls_flag_problems(options, consumer=consumer, where=where))
-    return found
+    example = "dicom://0.0.0.0:11112?ae_title=ESB" if consumer else "dicom://PACS@pacs.example.org:104"
+    return socket_problems(options, consumer=consumer, where="dicom:", example=example)

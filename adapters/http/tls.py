@@ -7,9 +7,12 @@ ciphers; all we add is the files the route names and the client-auth mode.
 from __future__ import annotations
 
 import ssl
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
+
+from adapters.http.options import misplaced
 
 
 class TlsOptions(Protocol):
@@ -109,6 +112,23 @@ def tls_flag_problems(options: Any, *, consumer: bool, where: str) -> list[str]:
         value = getattr(options, name)
         if value and not Path(value).is_file():
             found.append(f"{where} option '{name}': no such file '{value}'")
+    return found
+
+
+def socket_problems(options: Any, *, consumer: bool, where: str, example: str, extra: Sequence[str] = ()) -> list[str]:
+    """Lint shared by socket endpoints with a host, a port and a ``tls`` switch (``mllp:``, ``dicom:``, ``soap:``).
+
+    In this order: the host (``example`` shows one; nothing else is checked
+    without it), options set on the side that ignores them, port 0 on the
+    calling side, the scheme's own ``extra`` problems, then TLS.
+    """
+    if not options.host:
+        return [f"{where} needs a host, e.g. {example}"]
+    found = misplaced(options, consumer=consumer, where=where)
+    if not consumer and options.port == 0:
+        found.append(f"{where} port 0 can only be listened on; name the peer's port in 'to'")
+    found.extend(extra)
+    found.extend(tls_flag_problems(options, consumer=consumer, where=where))
     return found
 
 

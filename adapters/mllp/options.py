@@ -10,8 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from adapters.http.options import misplaced
-from adapters.http.tls import TlsSwitch, tls_flag_problems
+from adapters.http.tls import TlsSwitch, socket_problems
 from esb.uri import Duration
 from transforms.hl7v2.message import codec_for
 
@@ -120,12 +119,5 @@ class MllpOptions(TlsSwitch):
 
 def problems(options: MllpOptions, *, consumer: bool) -> list[str]:
     """What lint reports for an ``mllp:`` endpoint on one side."""
-    where = "mllp:"
-    if not options.host:
-        side = "0.0.0.0:2575" if consumer else "peer.example.org:2575"
-        return [f"{where} needs a host, e.g. mllp://{side}"]
-    found = misplaced(options, consumer=consumer, where=where)
-    if not consumer and options.port == 0:
-        found.append(f"{where} port 0 can only be listened on; name the peer's port in 'to'")
-    found.extend(tls_flag_problems(options, consumer=consumer, where=where))
-    return found
+    example = "mllp://0.0.0.0:2575" if consumer else "mllp://peer.example.org:2575"
+    return socket_problems(options, consumer=consumer, where="mllp:", example=example)

@@ -12,8 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from adapters.http.options import misplaced
-from adapters.http.tls import TlsSwitch, tls_flag_problems
+from adapters.http.tls import TlsSwitch, socket_problems
 from adapters.soap.envelope import MAX_DEPTH, MAX_XML
 from esb.settings import PACKAGE_ROOT
 from esb.uri import Duration
@@ -103,14 +102,15 @@ class SoapOptions(TlsSwitch):
 
 def problems(options: SoapOptions, *, consumer: bool) -> list[str]:
     """What lint reports for a ``soap:`` endpoint on one side (the engine-port checks come from ``http:``)."""
-    where = "soap:"
-    if not options.host:
-        side = "0.0.0.0:8080/xds/registry" if consumer else "peer.example.org/xds/registry"
-        return [f"{where} needs a host, e.g. soap://{side}"]
-    found = misplaced(options, consumer=consumer, where=where)
-    if not consumer and options.port == 0:
-        found.append(f"{where} port 0 can only be listened on; name the peer's port in 'to'")
-    if consumer and options.wsdl:
+    example = "soap://0.0.0.0:8080/xds/registry" if consumer else "soap://peer.example.org/xds/registry"
+    extra = _service_problems(options) if consumer else []
+    return socket_problems(options, consumer=consumer, where="soap:", example=example, extra=extra)
+
+
+def _service_problems(options: SoapOptions) -> list[str]:
+    """The served side's WSDL file and MTOM actions."""
+    where, found = "soap:", []
+    if options.wsdl:
         path = options.wsdl_path
         assert path is not None
         if Path(options.wsdl).name != options.wsdl:
@@ -118,10 +118,9 @@ def problems(options: SoapOptions, *, consumer: bool) -> list[str]:
         elif not path.is_file():
             known = ", ".join(sorted(p.name for p in WSDL_DIR.glob("*.wsdl"))) or "none"
             found.append(f"{where} option 'wsdl': no file '{options.wsdl}' in wsdl/ (there: {known})")
-    if consumer and options.actions:
+    if options.actions:
         found.extend(
             f"{where} mtom_actions names '{a}', which is not in actions" for a in options.mtom_actions
             if a not in options.actions
         )  # fmt: skip
-    found.extend(tls_flag_problems(options, consumer=consumer, where=where))
     return found
