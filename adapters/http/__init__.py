@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 from adapters.http import tls
 from adapters.http.consumer import HttpConsumer
-from adapters.http.options import HttpOptions, HttpsOptions, misplaced, tls_problems
+from adapters.http.options import HttpOptions, misplaced
 from adapters.http.producer import HttpProducer
 from esb.components import Adapter, Consumer, Endpoint, Handler, Producer
 from esb.uri import EndpointUri
@@ -91,7 +91,7 @@ class HttpAdapter(Adapter):
 
 class HttpsAdapter(HttpAdapter):
     scheme = "https"
-    Options: ClassVar[type[Any]] = HttpsOptions
+    Options: ClassVar[type[Any]] = tls.HttpsOptions
     summary = "Serve an HTTPS path, optionally with client certificates (from), or call an HTTPS peer (to)."
     default_port: ClassVar[int] = 443
 
@@ -101,10 +101,10 @@ class HttpsAdapter(HttpAdapter):
 
     def check(self, endpoint: Endpoint, *, consumer: bool) -> list[str]:
         problems = super().check(endpoint, consumer=consumer)
-        return problems + tls_problems(endpoint.options, consumer=consumer, where="https:")
+        return problems + tls.tls_problems(endpoint.options, consumer=consumer, where="https:")
 
     def server_ssl(self, options: HttpOptions) -> ssl.SSLContext | None:
-        assert isinstance(options, HttpsOptions)
+        assert isinstance(options, tls.HttpsOptions)
         return self._server_contexts.get(options)
 
     def producer(self, endpoint: Endpoint) -> Producer:

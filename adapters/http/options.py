@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 from esb.uri import Duration
@@ -95,31 +94,6 @@ class HttpOptions:
         return {n.strip(): v.strip() for n, _, v in (p.partition(":") for p in self.headers)}
 
 
-@dataclass(frozen=True, kw_only=True)
-class HttpsOptions(HttpOptions):
-    port: int = field(default=443, metadata=_meta("TCP port."))
-    certfile: str | None = field(
-        default=None,
-        metadata=_meta("PEM certificate chain: the server's (from, required) or the client's (to, optional)."),
-    )
-    keyfile: str | None = field(
-        default=None, metadata=_meta("PEM private key of certfile; default: the key inside certfile.")
-    )
-    cafile: str | None = field(
-        default=None,
-        metadata=_meta("PEM CA bundle: to verify client certificates (from) or the server (to; default: system CAs)."),
-    )
-    client_auth: Literal["none", "optional", "required"] = field(
-        default="none", metadata=_meta("Ask callers for a client certificate signed by cafile (mutual TLS).", "from")
-    )
-    verify: bool = field(
-        default=True,
-        metadata=_meta(
-            "Verify the server's certificate and host name; false only for tests, never in production.", "to"
-        ),
-    )
-
-
 def misplaced(options: Any, *, consumer: bool, where: str) -> list[str]:
     """Options set on the side that ignores them."""
     side = "from" if consumer else "to"
@@ -128,21 +102,4 @@ def misplaced(options: Any, *, consumer: bool, where: str) -> list[str]:
         other = f.metadata.get("side")
         if other and other != side and getattr(options, f.name) != f.default:
             problems.append(f"{where} option '{f.name}' applies to '{other}' endpoints only")
-    return problems
-
-
-def tls_problems(options: HttpsOptions, *, consumer: bool, where: str) -> list[str]:
-    problems = []
-    if consumer and not options.certfile:
-        problems.append(f"{where} needs option 'certfile' (the server certificate, PEM) to serve HTTPS")
-    if options.keyfile and not options.certfile:
-        problems.append(f"{where} option 'keyfile' needs 'certfile' too")
-    if consumer and options.client_auth != "none" and not options.cafile:
-        problems.append(
-            f"{where} client_auth={options.client_auth} needs option 'cafile' to verify client certificates"
-        )
-    for name in ("certfile", "keyfile", "cafile"):
-        value = getattr(options, name)
-        if value and not Path(value).is_file():
-            problems.append(f"{where} option '{name}': no such file '{value}'")
     return problems

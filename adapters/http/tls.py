@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from adapters.http.options import misplaced
+from adapters.http.options import HttpOptions, misplaced
 
 
 class TlsOptions(Protocol):
@@ -35,17 +35,17 @@ def _meta(doc: str, side: str | None = None) -> dict[str, str]:
 
 
 @dataclass(frozen=True, kw_only=True)
-class TlsSwitch:
-    """The TLS options of endpoints that switch TLS on with ``tls=true`` (``mllp:``, ``soap:``, ``dicom:``).
+class TlsFiles:
+    """The TLS options every TLS endpoint takes: certificates, CA, client authentication, verification.
 
-    One definition, so the three adapters document, default and lint TLS alike
-    (:func:`tls_flag_problems`); ``side`` tags say which options apply to 'from' or 'to' only.
+    One definition, so ``https:`` and the adapters with a ``tls`` switch
+    (:class:`TlsSwitch`) document, default and lint TLS alike; ``side`` tags
+    say which options apply to 'from' or 'to' only.
     """
 
-    tls: bool = field(default=False, metadata=_meta("Speak TLS on the connection (both sides)."))
     certfile: str | None = field(
         default=None,
-        metadata=_meta("PEM certificate chain: the server's (from, required with tls) or the client's (to)."),
+        metadata=_meta("PEM certificate chain: the server's (from, required with TLS) or the client's (to)."),
     )
     keyfile: str | None = field(
         default=None, metadata=_meta("PEM private key of certfile; default: the key inside certfile.")
@@ -59,8 +59,30 @@ class TlsSwitch:
     )
     verify: bool = field(
         default=True,
-        metadata=_meta("Verify the server's certificate and host name; false only for tests.", "to"),
+        metadata=_meta(
+            "Verify the server's certificate and host name; false only for tests, never in production.", "to"
+        ),
     )
+
+
+@dataclass(frozen=True, kw_only=True)
+class _TlsFlag:
+    tls: bool = field(default=False, metadata=_meta("Speak TLS on the connection (both sides)."))
+
+
+@dataclass(frozen=True, kw_only=True)
+class TlsSwitch(TlsFiles, _TlsFlag):
+    """:class:`TlsFiles` behind ``tls=true``, for endpoints that speak plain TCP by default (mllp, soap, dicom).
+
+    ``tls`` comes from a base of its own so it is listed first, before the files it switches on.
+    """
+
+
+@dataclass(frozen=True, kw_only=True)
+class HttpsOptions(TlsFiles, HttpOptions):
+    """``https:``: the ``http:`` options and TLS, always on."""
+
+    port: int = field(default=443, metadata=_meta("TCP port."))
 
 
 _CLIENT_AUTH = {"none": ssl.CERT_NONE, "optional": ssl.CERT_OPTIONAL, "required": ssl.CERT_REQUIRED}
@@ -92,7 +114,7 @@ class ServerContexts:
 
 
 def tls_flag_problems(options: Any, *, consumer: bool, where: str) -> list[str]:
-    """Lint for endpoints that switch TLS on with ``tls=true`` (``mllp:``, ``soap:``)."""
+    """Lint for endpoints that switch TLS on with ``tls=true`` (``mllp:``, ``soap:``, ``dicom:``)."""
     found = []
     tls_options = [n for n in ("certfile", "keyfile", "cafile") if getattr(options, n)]
     if consumer and options.client_auth != "none":
@@ -100,19 +122,34 @@ def tls_flag_problems(options: Any, *, consumer: bool, where: str) -> list[str]:
     if not options.tls and tls_options:
         found.append(f"{where} option '{tls_options[0]}' needs tls=true")
     if options.tls:
-        if consumer and not options.certfile:
-            found.append(f"{where} tls=true needs option 'certfile' (the server certificate, PEM)")
-        if options.keyfile and not options.certfile:
-            found.append(f"{where} option 'keyfile' needs 'certfile' too")
-        if consumer and options.client_auth != "none" and not options.cafile:
-            found.append(
-                f"{where} client_auth={options.client_auth} needs option 'cafile' to verify client certificates"
-            )
-    for name in ("certfile", "keyfile", "cafile"):
-        value = getattr(options, name)
-        if value and not Path(value).is_file():
-            found.append(f"{where} option '{name}': no such file '{value}'")
+        needs = f"{where} tls=true needs"
+        found.extend(_setup_problems(options, consumer=consumer, where=where, needs=needs, serve=""))
+    return found + _missing_files(options, where)
+
+
+def tls_problems(options: TlsFiles, *, consumer: bool, where: str) -> list[str]:
+    """Lint for ``https:``, where TLS is always on."""
+    setup = _setup_problems(options, consumer=consumer, where=where, needs=f"{where} needs", serve=" to serve HTTPS")
+    return setup + _missing_files(options, where)
+
+
+def _setup_problems(options: Any, *, consumer: bool, where: str, needs: str, serve: str) -> list[str]:
+    found = []
+    if consumer and not options.certfile:
+        found.append(f"{needs} option 'certfile' (the server certificate, PEM){serve}")
+    if options.keyfile and not options.certfile:
+        found.append(f"{where} option 'keyfile' needs 'certfile' too")
+    if consumer and options.client_auth != "none" and not options.cafile:
+        found.append(f"{where} client_auth={options.client_auth} needs option 'cafile' to verify client certificates")
     return found
+
+
+def _missing_files(options: Any, where: str) -> list[str]:
+    return [
+        f"{where} option '{name}': no such file '{value}'"
+        for name in ("certfile", "keyfile", "cafile")
+        if (value := getattr(options, name)) and not Path(value).is_file()
+    ]
 
 
 def socket_problems(options: Any, *, consumer: bool, where: str, example: str, extra: Sequence[str] = ()) -> list[str]:
