@@ -93,6 +93,26 @@ def parse_uri(raw: str) -> EndpointUri:
     )
 
 
+#: a password in ``scheme://user:password@host``, also inside an option's value (``url=postgresql://...``)
+_USERINFO_PASSWORD = re.compile(
+    r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*(?::|%3A)//[^:/@?#&\s]*(?::|%3A))[^@/?#&\s]+(?=@|%40)"
+)
+#: options named like a password (``passcode=``, ``wss_password=``) and ODBC ``PWD=`` items
+_NAMED_SECRET = re.compile(
+    r"(?i)(?P<head>(?:^|[?&;]|%3B)[A-Za-z_]*(?:password|passcode|passwd|pwd|secret)(?:=|%3D))[^&;%]+"
+)
+
+
+def redact(uri: str) -> str:
+    """``uri`` with its passwords replaced by ``***``: for the journal, logs and metric labels.
+
+    A route file names credentials as ``${ENV}``, but the URI the engine holds
+    is the substituted one; wherever it is shown or stored for people to read,
+    this version goes instead.
+    """
+    return _NAMED_SECRET.sub(r"\g<head>***", _USERINFO_PASSWORD.sub(r"\g<head>***", uri))
+
+
 def did_you_mean(word: str, choices: typing.Iterable[str]) -> str:
     """`` (did you mean 'x'?)`` or an empty string, for error messages."""
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)

@@ -14,13 +14,14 @@ from typing import Any
 import click
 from sqlalchemy.exc import SQLAlchemyError
 
+from esb.authz import authorize
 from esb.cli.common import EXIT_PROBLEM, db_reason, emit, fail, guard, human_seconds, main_group, settings_of
 from esb.journal import Journal, admin
 from esb.routes import model as m
 from esb.routes.lint import LintResult, LoadedRoute, lint
 from esb.runtime.context import EngineContext
 from esb.settings import Settings
-from esb.uri import did_you_mean
+from esb.uri import did_you_mean, redact
 
 STATUSES = ("received", "processed", "filtered", "failed")
 
@@ -53,6 +54,7 @@ def _counts(settings: Settings) -> dict[str, dict[str, int]] | None:
 @guard
 def list_command(ctx: click.Context) -> None:
     """Every route that would start: id, source, steps, store mode, file, message counts."""
+    authorize("routes.read")
     settings = settings_of(ctx)
     result = _load(settings)
     counts = _counts(settings)
@@ -61,7 +63,7 @@ def list_command(ctx: click.Context) -> None:
         route = loaded.route
         row: dict[str, Any] = {
             "id": route.id,
-            "from": route.source.value,
+            "from": redact(route.source.value),
             "steps": len(route.steps),
             "store": route.store,
             "file": route.file,
@@ -83,6 +85,7 @@ def list_command(ctx: click.Context) -> None:
 @guard
 def show(ctx: click.Context, route_id: str) -> None:
     """One route: source, steps, on_error, retry policy, where it is defined."""
+    authorize("routes.read", target=route_id)
     settings = settings_of(ctx)
     result = _load(settings)
     found = {loaded.route.id: loaded for loaded in result.routes}
@@ -110,7 +113,7 @@ def _describe(loaded: LoadedRoute) -> dict[str, Any]:
     return {
         "id": route.id,
         "description": route.description,
-        "from": route.source.value,
+        "from": redact(route.source.value),
         "adapter": loaded.adapter.scheme,
         "file": f"{route.file}:{route.position.line}",
         "store": route.store,

@@ -25,13 +25,21 @@ ROUTE_SUFFIXES = (".yaml", ".yml")
 LOCAL_SCHEMES = ("direct", "seda")
 
 
+#: subfolders of a route directory that hold examples to copy, not routes to run (lint them by naming them)
+EXAMPLE_DIRS = frozenset({"examples"})
+
+
 def route_files(paths: Iterable[Path]) -> tuple[list[Path], list[ConfigError]]:
-    """Route files under the given files/directories (route tests excluded)."""
+    """Route files under the given files/directories (route tests and example folders excluded)."""
     files: list[Path] = []
     errors: list[ConfigError] = []
     for path in paths:
         if path.is_dir():
-            files.extend(p for p in sorted(path.rglob("*")) if p.suffix in ROUTE_SUFFIXES and not is_test_file(p))
+            files.extend(
+                p for p in sorted(path.rglob("*"))
+                if p.suffix in ROUTE_SUFFIXES and not is_test_file(p)
+                and not EXAMPLE_DIRS & set(p.relative_to(path).parts[:-1])
+            )  # fmt: skip
         elif path.is_file():
             files.append(path)
         else:

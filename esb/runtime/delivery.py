@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from esb.errors import ComponentError, PermanentDeliveryError
 from esb.exchange import Exchange, attachments_from_headers
 from esb.journal.store import ClaimedDelivery
-from esb.uri import UriError
+from esb.uri import UriError, redact
 
 if TYPE_CHECKING:
     from esb.runtime.engine import Engine
@@ -156,11 +156,11 @@ class DeliveryWorkers:
         elapsed = (time.perf_counter() - started) * 1000
         metrics = self.engine.context.metrics
         if error is None:
-            metrics.delivered.labels(delivery.destination).inc()
+            metrics.delivered.labels(redact(delivery.destination)).inc()
         else:
-            metrics.delivery_failed.labels(delivery.destination).inc()
+            metrics.delivery_failed.labels(redact(delivery.destination)).inc()
             log.warning("delivery %s to %s failed (attempt %d): %s",
-                        delivery.id, delivery.destination, delivery.attempts, error.split(":")[0])  # fmt: skip
+                        delivery.id, redact(delivery.destination), delivery.attempts, error.split(":")[0])  # fmt: skip
         status = await asyncio.to_thread(
             self.engine.journal.record_attempt,
             delivery,
@@ -170,5 +170,5 @@ class DeliveryWorkers:
         )
         if status == "dead":
             log.warning("delivery %s to %s is dead after %d attempts",
-                        delivery.id, delivery.destination, delivery.attempts)  # fmt: skip
+                        delivery.id, redact(delivery.destination), delivery.attempts)  # fmt: skip
         return status

@@ -19,6 +19,7 @@ from esb.exchange import DEDUP_KEY, Exchange
 from esb.logs import current_exchange, current_route
 from esb.routes.lint import LoadedRoute
 from esb.runtime.pipeline import Run, run_steps
+from esb.uri import redact
 
 if TYPE_CHECKING:
     from esb.runtime.engine import Engine
@@ -36,6 +37,8 @@ class RouteRunner:
         self.loaded = loaded
         self.route = loaded.route
         self.id = loaded.route.id
+        #: the 'from' URI as the journal keeps it: no passwords
+        self.source = redact(loaded.route.source.value)
         self.consumer: Consumer | None = None
         self._concurrency = asyncio.Semaphore(self.route.concurrency)
         self._pending = asyncio.Semaphore(self.route.max_pending)
@@ -57,7 +60,7 @@ class RouteRunner:
                 journal.accept,
                 exchange,
                 route_id=self.id,
-                source=self.route.source.value,
+                source=self.source,
                 store_mode=self.route.store,
                 claim=True,
                 key=exchange.properties.get(DEDUP_KEY),
