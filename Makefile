@@ -29,6 +29,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/esb lint routes/
 	$(BIN)/esb lint docs/examples/
+	$(BIN)/esb lint routes/examples/
 	$(BIN)/esb test routes/
 
 typecheck: $(STAMP)

@@ -21,7 +21,7 @@ log = logging.getLogger("esb.authz")
 PERMISSIONS = (
     "empi.read", "empi.write", "empi.merge", "empi.review", "empi.domains",
     "listeners.read", "listeners.resend", "messages.read", "messages.replay", "deadletter.manage",
-    "xds.read", "xds.write", "dicom.read", "dicom.collect",
+    "xds.read", "xds.write", "dicom.read", "dicom.collect", "etl.read", "etl.run",
 )  # fmt: skip
 
 

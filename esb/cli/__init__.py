@@ -17,6 +17,7 @@ from esb.cli import (  # noqa: F401  (registers commands)
     empi_codes,
     empi_load,
     empi_reviews,
+    etl,
     listeners,
     messages,
     routes,

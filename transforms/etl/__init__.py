@@ -1,0 +1,1 @@
+"""Row -> message mappings for ``etl:`` jobs (and ``table:`` staging rows): one module per kind of view."""
