@@ -25,6 +25,8 @@ adapter can turn it into a protocol answer (HL7 ACK, SOAP Fault, DICOM status)::
     │   ├── XdsError                   XDS registry/repository refusals with their XDS error codes
     │   └── DicomError                 the archive refuses a DICOM request; carries the DIMSE status
     ├── EngineStoppingError            the engine is shutting down and takes no new message
+    ├── PermissionDeniedError          the actor lacks a permission (esb.authz); names both, never the data
+    ├── AuthenticationError            a login (password, API token, UsernameToken) failed or is locked out
     ├── JournalError                   the message store failed or is inconsistent
     │   └── NotFoundError              no such message or delivery
     ├── StorageError                   a blob store (documents, images, spooled parts) failed
@@ -37,7 +39,8 @@ adapter can turn it into a protocol answer (HL7 ACK, SOAP Fault, DICOM status)::
         │   └── DicomRefusedError      the peer refused the instance for good (also a PermanentDeliveryError)
         ├── SoapFaultError             answered (or received) as a SOAP Fault: code, subcode, reason
         │   ├── MtomError              a malformed MIME package (adapters.soap.mtom)
-        │   └── TooLargeError          over max_xml / max_body: 413 with a Sender Fault (adapters.soap.mtom)
+        │   ├── TooLargeError          over max_xml / max_body: 413 with a Sender Fault (adapters.soap.mtom)
+        │   └── WsSecurityError        WS-Security refused the message: a wsse: fault code (adapters.soap.wssecurity)
         └── ...
 
 Errors carry what is needed for the answer: the object, the value and what is
@@ -306,3 +309,32 @@ class DicomRefusedError(DicomSendError, PermanentDeliveryError):
 
 class EngineStoppingError(EsbError):
     """The engine is shutting down: a consumer's new message is refused (the peer resends it elsewhere)."""
+
+
+class PermissionDeniedError(EsbError):
+    """The actor lacks the permission; the message names both, never the data (raised by :mod:`esb.authz`)."""
+
+
+class AuthenticationError(EsbError):
+    """A login failed: unknown user, wrong password or token, disabled, locked out.
+
+    The message is the same for every cause the caller could learn from (which
+    user names exist, whether the password was close); the audit record and the
+    log at DEBUG keep the cause.
+    """
+
+
+class WsSecurityError(SoapFaultError):
+    """WS-Security refused a SOAP message; ``subcode`` is the WSS 1.1 fault (wsse:InvalidSecurity, ...).
+
+    Answered as a Sender Fault; the reason names the check that failed, never the
+    message content.
+    """
+
+    def __init__(self, reason: str, *, fault: str = "InvalidSecurity") -> None:
+        super().__init__(reason, code="Sender", subcode=f"wsse:{fault}")
+        self.fault = fault
+
+
+class CertificateError(EsbError):
+    """A certificate or key file cannot be made or read (``esb certs``); the message names the file."""

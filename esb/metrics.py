@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -40,6 +40,12 @@ class Metrics:
             "Messages already taken (same inbound key): not journaled again",
             ["route"],
             registry=r,
+        )
+        self.clock_offset = Gauge(
+            "esb_clock_offset_seconds", "This node's clock offset from its NTP servers (IHE CT)", registry=r
+        )
+        self.clock_unchecked = Counter(
+            "esb_clock_check_failures", "Clock checks where no NTP server answered", registry=r
         )
         self.latency = Histogram(
             "esb_route_latency_seconds",

@@ -12,6 +12,7 @@ import os
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -44,6 +45,12 @@ class Settings:
     delivery_poll: float = 0.5
     delivery_lease: float = 300.0
     config_file: Path = field(default=DEFAULT_CONFIG)
+    #: TLS of the engine's HTTP port (admin endpoints, and SOAP/DICOMweb routes mounted there); no certfile: plain
+    tls_certfile: str | None = None
+    tls_keyfile: str | None = None
+    tls_cafile: str | None = None
+    tls_client_auth: str = "none"
+    tls_peers: tuple[str, ...] = ()
 
     @property
     def spool_dir(self) -> Path:
@@ -51,10 +58,11 @@ class Settings:
         return self.data_dir / "spool"
 
 
+TLS_KEYS = ("tls_certfile", "tls_keyfile", "tls_cafile", "tls_client_auth", "tls_peers")
 _SCHEMA: dict[str, tuple[str, ...]] = {
     "engine": ("node_id", "data_dir", "log_level", "log_format", "shutdown_timeout"),
     "storage": ("url", "auto_upgrade", "retention"),
-    "listen": ("host", "http_port", "mllp_port", "dicom_port", "dicom_ae_title"),
+    "listen": ("host", "http_port", "mllp_port", "dicom_port", "dicom_ae_title", *TLS_KEYS),
     "routes": ("paths",),
     "delivery": ("workers", "batch", "poll_interval", "lease"),
 }
@@ -137,7 +145,45 @@ def load_settings(path: Path | None = None) -> Settings:
         delivery_poll=duration("delivery", "poll_interval", "500ms"),
         delivery_lease=duration("delivery", "lease", "5m"),
         config_file=file,
+        **_listen_tls(nodes, values.get("listen", {})),
     )
     if nodes.errors:
         raise LintError(nodes.errors)
     return settings
+
+
+def _listen_tls(nodes: Nodes, listen: dict[str, tuple[yaml.Node, str]]) -> dict[str, Any]:
+    """``listen.tls_*``: TLS of the engine's HTTP port, checked here so a wrong setup stops the start with its line."""
+    from esb.security.peers import peers_problem  # esb.security is not needed by settings otherwise
+
+    text = {key: listen[key][1].strip() for key in TLS_KEYS if key in listen}
+    certfile, client_auth = text.get("tls_certfile", ""), text.get("tls_client_auth", "") or "none"
+    peers = tuple(p for p in (text.get("tls_peers", "")).split(",") if p.strip())
+    if client_auth not in ("none", "optional", "required"):
+        nodes.error(listen["tls_client_auth"][0], f"listen.tls_client_auth must be none|optional|required "
+                    f"(got '{client_auth}')")  # fmt: skip
+    for key in ("tls_certfile", "tls_keyfile", "tls_cafile"):
+        if text.get(key) and not Path(text[key]).is_file():
+            nodes.error(listen[key][0], f"listen.{key}: no such file '{text[key]}'")
+    setup = [k for k in ("tls_keyfile", "tls_cafile", "tls_peers") if text.get(k)]
+    if client_auth != "none":
+        setup.append("tls_client_auth")
+    if setup and not certfile:
+        nodes.error(listen[setup[0]][0], f"listen.{setup[0]} needs listen.tls_certfile (the HTTP port serves TLS "
+                    "only with a certificate)")  # fmt: skip
+    if client_auth != "none" and not text.get("tls_cafile"):
+        nodes.error(listen["tls_client_auth"][0], f"listen.tls_client_auth={client_auth} needs listen.tls_cafile "
+                    "to verify client certificates")  # fmt: skip
+    if peers:
+        problem = peers_problem(peers)
+        if problem:
+            nodes.error(listen["tls_peers"][0], f"listen.tls_peers: {problem}")
+        if client_auth != "required":
+            nodes.error(listen["tls_peers"][0], "listen.tls_peers needs listen.tls_client_auth=required")
+    return {
+        "tls_certfile": certfile or None,
+        "tls_keyfile": text.get("tls_keyfile") or None,
+        "tls_cafile": text.get("tls_cafile") or None,
+        "tls_client_auth": client_auth,
+        "tls_peers": peers,
+    }

@@ -7,6 +7,11 @@ a called AE title other than ours (reason 7), a calling AE title not listed
 in ``calling_aes`` (reason 3), more than ``max_associations`` at once
 (transient), a SOP class we do not serve (that presentation context only).
 
+Over TLS the association's thread does the handshake (:class:`adapters.dicom.network.Server`):
+a failed one, or a certificate not in ``peers`` (answered A-ASSOCIATE-RJ, permanent,
+calling AE title not recognized), is logged and audited as a refused node; a
+C-STORE's exchange carries the certificate as ``tls-peer-subject``/``tls-peer-fingerprint``.
+
 Stopping: new C-STOREs are answered 0xA700 (send again later), the accept loop
 stops, C-STOREs whose route is running finish and get their status, then the
 remaining associations are aborted.
@@ -30,7 +35,11 @@ from adapters.dicom.options import DicomOptions
 from adapters.dicom.qr import QueryRetrieve
 from adapters.dicom.store import Receiver
 from adapters.dicom.transcoding import RecordingAE
-from esb.components import Consumer, Handler
+from adapters.http.tls import allowed_peers
+from esb.components import Consumer, Handler, Outcome
+from esb.exchange import Exchange
+from esb.security.peers import with_identity
+from profiles.dicom import audit
 from profiles.dicom.api import ArchiveApi
 from profiles.dicom.config import RemoteAe
 
@@ -78,8 +87,11 @@ class DicomConsumer(Consumer):
 
     async def start(self) -> None:
         o = self.options
-        self.receiver = Receiver(o, self.handler, self.route_id, self.spool_dir, asyncio.get_running_loop())
+        self.receiver = Receiver(o, self._with_peer, self.route_id, self.spool_dir, asyncio.get_running_loop())
         handlers: list[Any] = [network.NODELAY_HANDLER, (evt.EVT_C_STORE, self.receiver)]
+        if self.ssl_context is not None:
+            handlers.append((evt.EVT_CONN_CLOSE, self._forget))
+        handlers.append((evt.EVT_CONN_CLOSE, audit.closed(self.receiver.transfers)))
         if self.archive is not None:
             association = {"max_pdu": o.max_pdu, "evt_handlers": [network.NODELAY_HANDLER]}
             qr = QueryRetrieve(self.route_id, self.archive, self.remote_aes, self.ae_title, association)
@@ -95,6 +107,8 @@ class DicomConsumer(Consumer):
                 address, contexts=contexts, ssl_context=self.ssl_context, evt_handlers=handlers, server_class=cls
             )
             assert isinstance(made, network.Server)
+            made.peers = allowed_peers(o)
+            made.handshake_timeout = float(o.acse_timeout)
             return made
 
         server = self._server = await asyncio.to_thread(bind)
@@ -104,6 +118,17 @@ class DicomConsumer(Consumer):
         self._thread.start()
         log.info("route %s: DICOM SCP %s%s listening on %s:%d", self.route_id, self.ae_title,
                  " over TLS" if self.ssl_context else "", o.host, self.port)  # fmt: skip
+
+    def _forget(self, event: Any) -> None:
+        if self._server is not None:
+            self._server.forget(event)
+
+    async def _with_peer(self, exchange: Exchange, wait: bool) -> Outcome:
+        """The route's handler, with the association's client certificate on the exchange (``tls-peer-*``)."""
+        if self.ssl_context is not None and self._server is not None:
+            identity = self._server.identity(exchange.headers.get("dicom-peer", ""))
+            with_identity(exchange.headers, identity)
+        return await self.handler(exchange, wait)
 
     async def stop(self) -> None:
         server = self._server
@@ -120,5 +145,7 @@ class DicomConsumer(Consumer):
             await asyncio.to_thread(assoc.abort)
         if self._thread is not None:
             await asyncio.to_thread(self._thread.join, self.shutdown_timeout)
+        if self.receiver is not None:
+            self.receiver.transfers.close_all()
         self._server = None
         log.info("route %s: DICOM SCP stopped", self.route_id)

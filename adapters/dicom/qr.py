@@ -8,11 +8,15 @@ pydicom, pixel data untouched) when the peer accepted it, else transcoded into
 one it accepted (``transcoding.py``); one that cannot be makes that
 sub-operation fail alone, the others go on.
 C-MOVE destinations are the ``remote_aes`` of ``config/dicom.yaml``.
+Each request is authorized first (:mod:`esb.authz`: ``dicom.query`` for C-FIND,
+``dicom.retrieve`` for C-MOVE and C-GET): a refusal is status 0x0124, and a
+role with a modality or department scope limits the studies matched (A2.6).
 """
 
 from __future__ import annotations
 
 import logging
+import ssl
 from collections.abc import Callable, Iterator
 from typing import Any, cast
 
@@ -25,6 +29,10 @@ from pynetdicom.presentation import PresentationContext, build_context
 
 from adapters.dicom.contexts import FIND_MODELS, GET_MODELS, MOVE_MODELS, VERIFICATION, store_contexts
 from adapters.dicom.transcoding import accepted_syntaxes, fit, move_association
+from esb.authz import Caller, authorize_caller, directory_of
+from esb.errors import PermissionDeniedError
+from esb.security.peers import identity_of
+from profiles.dicom import audit
 from profiles.dicom.api import ArchiveApi, DicomError, InstanceRef, Level, Model
 from profiles.dicom.config import RemoteAe
 
@@ -33,6 +41,8 @@ log = logging.getLogger("esb.adapters.dicom")
 PENDING, CANCEL = 0xFF00, 0xFE00
 IDENTIFIER_DOES_NOT_MATCH = 0xA900
 UNABLE_TO_PROCESS = 0xC000
+#: PS3.7 C.5 general status "Refused: Not Authorized": the caller's roles do not grant the query or retrieve
+NOT_AUTHORIZED = 0x0124
 LEVELS: tuple[Level, ...] = ("PATIENT", "STUDY", "SERIES", "IMAGE")
 #: a SOP class no peer accepts: the stand-in for an instance that could not be read makes
 #: pynetdicom count one failed sub-operation (with its SOP Instance UID) and go on
@@ -85,9 +95,11 @@ class QueryRetrieve:
     def find(self, event: Event) -> Iterator[Response]:
         try:
             level, identifier, model = self.request(event, FIND_MODELS)
+            audit.queried(event)
             archive = self.archive()
+            scope = self.scope(event, "dicom.query", archive)
             wants_retrieve_ae = "RetrieveAETitle" in identifier
-            for match in archive.find(level, identifier, model=model):
+            for match in archive.find(level, identifier, model=model, **scope):
                 if event.is_cancelled:
                     yield CANCEL, None
                     return
@@ -103,10 +115,30 @@ class QueryRetrieve:
             log.debug("route %s: C-FIND failure", self.route_id, exc_info=exc)
             yield UNABLE_TO_PROCESS, None
 
+    def scope(self, event: Event, permission: str, archive: ArchiveApi) -> dict[str, Any]:
+        """The archive call's ``scope`` keyword for the caller (none: every study), or DicomError 0x0124.
+
+        The caller is the system user of the association's TLS certificate, else anonymous
+        (:func:`esb.authz.authorize_caller`); the users are those of the archive's database.
+        """
+        socket = getattr(getattr(event.assoc.dul, "socket", None), "socket", None)
+        identity = identity_of(socket) if isinstance(socket, ssl.SSLSocket) else None
+        caller = Caller(
+            tls_subject=identity.subject if identity else None,
+            tls_fingerprint=identity.fingerprint if identity else None,
+            peer_host=str(event.assoc.requestor.address or ""),
+        )
+        try:
+            granted = authorize_caller(caller, permission, directory_of(archive))
+        except PermissionDeniedError as exc:
+            raise DicomError(f"access denied: {exc}", status=NOT_AUTHORIZED) from None
+        return {} if granted.scopes is None else {"scope": granted.scopes}
+
     def _select(self, event: Event, models: dict[str, str]) -> list[InstanceRef]:
         try:
             level, identifier, _ = self.request(event, models)
-            return self.archive().select(level, identifier)
+            archive = self.archive()
+            return archive.select(level, identifier, **self.scope(event, "dicom.retrieve", archive))
         except DicomError:
             raise
         except Exception as exc:
@@ -127,15 +159,23 @@ class QueryRetrieve:
                         instance.sop_instance_uid, type(exc).__name__)  # fmt: skip
             return _unsendable(instance)
 
-    def _sub_operations(self, event: Event, instances: list[InstanceRef], *, move: bool) -> Iterator[Response]:
-        for instance in instances:
-            if event.is_cancelled:
-                yield CANCEL, None
-                return
-            ds = self.load(instance)
-            # C-GET sends over the requestor's association, C-MOVE over the one pynetdicom opened
-            assoc = move_association() if move else event.assoc
-            yield PENDING, fit(ds, accepted_syntaxes(assoc, instance.sop_class_uid))
+    def _sub_operations(
+        self, event: Event, instances: list[InstanceRef], *, move: bool, to: RemoteAe | None = None
+    ) -> Iterator[Response]:
+        sent = audit.retrieval(event, to)  # one audit event per study, when the generator ends
+        try:
+            for instance in instances:
+                if event.is_cancelled:
+                    yield CANCEL, None
+                    return
+                ds = self.load(instance)
+                sent.add(instance.study_uid, audit.patient_of_dataset(ds), instance.sop_class_uid,
+                         ok=ds.SOPClassUID != UNSENDABLE_CLASS)  # fmt: skip
+                # C-GET sends over the requestor's association, C-MOVE over the one pynetdicom opened
+                assoc = move_association() if move else event.assoc
+                yield PENDING, fit(ds, accepted_syntaxes(assoc, instance.sop_class_uid))
+        finally:
+            audit.done(sent)
 
     def destination(self, name: str) -> RemoteAe | None:
         try:
@@ -170,7 +210,7 @@ class QueryRetrieve:
             yield error.status, None
             return
         yield len(instances)
-        yield from self._sub_operations(event, instances, move=True)
+        yield from self._sub_operations(event, instances, move=True, to=remote)
 
     def get(self, event: Event) -> Iterator[Any]:
         try:

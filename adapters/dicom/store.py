@@ -37,9 +37,11 @@ from sqlalchemy.exc import DBAPIError
 
 from adapters.dicom import dataset as encoded
 from adapters.dicom.options import DicomOptions
+from esb.audit.dicom import AssociationTransfers
 from esb.components import Handler, Outcome
 from esb.errors import DicomError, JournalError, StorageError
 from esb.exchange import ATTACHMENTS_HEADER, Attachment, Exchange, attachments_header
+from profiles.dicom import audit
 from profiles.dicom.header import remember_header
 
 log = logging.getLogger("esb.adapters.dicom")
@@ -127,6 +129,8 @@ class Receiver:
         self.closing = False
         self._lock = threading.Lock()
         self._in_flight = 0
+        #: instances counted per association for the audit trail (events when it closes)
+        self.transfers = AssociationTransfers("C")
 
     @property
     def in_flight(self) -> int:
@@ -172,6 +176,7 @@ class Receiver:
             body = b"{}"
         exchange = Exchange(body=body, headers=headers, attachments=[attachment])
         status = self.hand_over(exchange, path, sop_instance, peer)
+        audit.stored(self.transfers, event, headers, str(ds.get("IssuerOfPatientID", "") or ""), status == SUCCESS)
         if status != SUCCESS:
             log.warning("route %s: C-STORE of %s from %s (%s) answered 0x%04X", self.route_id, sop_instance,
                         peer.calling_ae, peer.address, status)  # fmt: skip

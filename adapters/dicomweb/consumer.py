@@ -13,7 +13,9 @@ import asyncio
 import logging
 import re
 from collections.abc import Callable
+from contextvars import ContextVar
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 from pydicom.dataset import Dataset
@@ -26,9 +28,12 @@ from adapters.dicomweb.render import RENDERED_TYPES, RenderError, render, render
 from adapters.dicomweb.responses import DICOM_JSON, Call, HttpError, dicom_json, error
 from adapters.dicomweb.stow import StowRequest
 from adapters.dicomweb.wadouri import wado_uri
+from esb.authz import Caller, authorize_caller, directory_of
 from esb.components import Consumer, Handler
-from esb.errors import DicomError
-from esb.http.hub import HttpHub
+from esb.errors import DicomError, PermissionDeniedError
+from esb.http.auth import CHALLENGE, auth_user, authenticated
+from esb.http.hub import HttpHub, peer_identity
+from profiles.dicom import audit
 from profiles.dicom.api import ArchiveApi, InstanceRef, Level
 
 log = logging.getLogger("esb.adapters.dicomweb")
@@ -40,12 +45,19 @@ EXPOSED = "Content-Type, Content-Length, Content-Location, Warning"
 THUMBNAIL_TRIES = 5
 _LEVEL_NAMES = {"STUDY": "study", "SERIES": "series", "IMAGE": "instance"}
 _QUERY_LEVELS: dict[str, Level] = {"studies": "STUDY", "series": "SERIES", "instances": "IMAGE"}
+#: the archive's ``scope`` keyword for the request being served (set by ``authorize``, per request task)
+_SCOPE: ContextVar[dict[str, Any] | None] = ContextVar("dicomweb_scope", default=None)
 
 
 def _uid(text: str) -> str:
     if len(text) > 64 or not _UID.match(text):
         raise HttpError(400, f"'{text[:80]}' is not a DICOM UID")
     return text
+
+
+def _is_query(steps: list[str]) -> bool:
+    """QIDO-RS paths (``/studies``, ``/studies/{uid}/series``...) as opposed to WADO ones."""
+    return bool(steps) and steps[-1] in _QUERY_LEVELS
 
 
 def _frame_numbers(text: str) -> list[int]:
@@ -73,7 +85,8 @@ class DicomWebConsumer(Consumer):
 
     async def start(self) -> None:
         o = self.options
-        self.hub.mount(o.host, o.port, o.path, self.serve, prefix=True)
+        serve = authenticated(self.serve, lambda: directory_of(self.archive()))
+        self.hub.mount(o.host, o.port, o.path, serve, prefix=True)
 
     async def stop(self) -> None:
         self.hub.unmount(self.options.host, self.options.port, self.options.path)
@@ -102,6 +115,9 @@ class DicomWebConsumer(Consumer):
             if request.method == "OPTIONS":
                 return self.options_answer(call)
             steps = [s for s in request.path[len(self.mount_path) :].split("/") if s]
+            _SCOPE.set(None)  # a kept-alive connection serves its requests in one task: start afresh
+            if request.method in ("GET", "HEAD"):
+                await self.authorize(call, steps)
             return await self.route(call, steps)
         except HttpError as exc:
             return error(call, exc.status, exc.text, exc.headers)
@@ -114,6 +130,25 @@ class DicomWebConsumer(Consumer):
         except Exception:
             log.exception("%s %s failed", request.method, request.path)
             return error(call, 500, "the request failed; the engine's log has the details")
+
+    async def authorize(self, call: Call, steps: list[str]) -> None:
+        """dicom.query (QIDO-RS) or dicom.retrieve (WADO) for the caller (:mod:`esb.authz`): HttpError 401
+        (anonymous) or 403 when refused; a scoped grant limits this request's studies (``_SCOPE``)."""
+        permission = "dicom.query" if _is_query(steps) else "dicom.retrieve"
+        request = call.request
+        identity = peer_identity(request)
+        caller = Caller(
+            user=auth_user(request), tls_subject=identity.subject if identity else None,
+            tls_fingerprint=identity.fingerprint if identity else None, peer_host=request.remote or "",
+        )  # fmt: skip
+        archive = self.archive()
+        try:
+            granted = await asyncio.to_thread(authorize_caller, caller, permission, directory_of(archive))
+        except PermissionDeniedError as exc:
+            if caller.user is None:
+                raise HttpError(401, f"access denied: {exc}", {"WWW-Authenticate": CHALLENGE}) from None
+            raise HttpError(403, f"access denied: {exc}") from None
+        _SCOPE.set({} if granted.scopes is None else {"scope": granted.scopes})
 
     def options_answer(self, call: Call) -> web.Response:
         """A CORS preflight (Access-Control-Request-Method) or a plain OPTIONS."""
@@ -170,7 +205,7 @@ class DicomWebConsumer(Consumer):
         archive = self.archive()
 
         def run() -> tuple[list[dict[str, object]], bool]:
-            return qido.results(query, qido.find(archive, query), call.base)
+            return qido.results(query, qido.find(archive, query, _SCOPE.get()), call.base)
 
         try:
             found, more = await asyncio.to_thread(run)
@@ -178,6 +213,7 @@ class DicomWebConsumer(Consumer):
             if exc.status >> 8 == 0xA7:  # out of resources: the index is down or busy (503 below)
                 raise
             raise HttpError(400, f"the query cannot be answered: {exc.text}") from None
+        audit.qido(call.request, call.base, True)
         warnings = []
         if more:
             warnings.append(f'299 {call.request.host}: "There are additional results that can be requested"')
@@ -202,7 +238,7 @@ class DicomWebConsumer(Consumer):
         if instance is not None:
             ds.SOPInstanceUID = _uid(instance)
         archive = self.archive()
-        refs = await asyncio.to_thread(archive.select, level, ds)
+        refs = await asyncio.to_thread(archive.select, level, ds, **(_SCOPE.get() or {}))
         if not refs:
             raise HttpError(404, f"no such {_LEVEL_NAMES[level]} in the archive")
         return refs
@@ -212,6 +248,7 @@ class DicomWebConsumer(Consumer):
     ) -> web.StreamResponse:
         refs = await self.select(level, study, series, instance)
         archive = self.archive()
+        await asyncio.to_thread(audit.wado, call.request, call.base, archive, refs)
         match rest:
             case []:
                 return await wado.retrieve(call, archive, refs, single=level == "IMAGE")

@@ -193,14 +193,18 @@ def pages_itself(archive: object) -> bool:
     return "limit" in parameters and "offset" in parameters
 
 
-def find(archive: ArchiveApi, query: Query) -> Iterator[Dataset]:
-    """The archive's matches for ``query``: the page (one more, to tell whether more are left) when it pages."""
+def find(archive: ArchiveApi, query: Query, scope: Mapping[str, Any] | None = None) -> Iterator[Dataset]:
+    """The archive's matches for ``query``: the page (one more, to tell whether more are left) when it pages.
+
+    ``scope``: the caller's ``scope`` keyword for the archive (:mod:`esb.authz`; empty: every study).
+    """
+    scope = scope or {}
     if not pages_itself(archive):
-        return archive.find(query.level, query.identifier, model="study")
+        return archive.find(query.level, query.identifier, model="study", **scope)
     limit = None if query.limit is None else query.limit + 1
     paged: Any = archive  # ArchiveApi.find has no paging parameters; this archive's has
     found: Iterator[Dataset] = paged.find(
-        query.level, query.identifier, model="study", limit=limit, offset=query.offset
+        query.level, query.identifier, model="study", limit=limit, offset=query.offset, **scope
     )
     query.paged = True
     return found

@@ -36,6 +36,8 @@ from adapters.dicomweb.responses import Call, HttpError, dicom_json
 from adapters.soap.mtom import FILE_CHUNK, MtomError, PartStream, TooLargeError, content_type_params
 from esb.components import Handler, Outcome
 from esb.exchange import ATTACHMENTS_HEADER, Attachment, Exchange, attachments_header
+from esb.http.auth import auth_user
+from profiles.dicom import audit
 
 log = logging.getLogger("esb.adapters.dicomweb")
 
@@ -152,6 +154,7 @@ class StowRequest:
         self.peer = Peer(CALLING_AE, called_ae, call.request.remote or "")
         self.tasks: list[asyncio.Task[Stored]] = []
         self.slots = asyncio.Semaphore(options.stow_parallel)
+        self.transfers = audit.stow(call.request, call.base)
 
     async def run(self) -> web.Response:
         request = self.call.request
@@ -198,7 +201,9 @@ class StowRequest:
 
     async def _settle(self) -> list[Stored]:
         """Wait for the parts handed over; shielded, since the engine must finish what it took."""
-        return list(await asyncio.gather(*(asyncio.shield(t) for t in self.tasks)))
+        results = list(await asyncio.gather(*(asyncio.shield(t) for t in self.tasks)))
+        audit.done(self.transfers)  # one audit event per study of the request
+        return results
 
     async def _store(self, path: Path) -> Stored:
         try:
@@ -215,8 +220,12 @@ class StowRequest:
             return Stored(failure=CANNOT_UNDERSTAND)
         attachment = Attachment(stored.sop_instance, DICOM, path=str(path))
         headers[ATTACHMENTS_HEADER] = attachments_header([attachment])
+        user = auth_user(self.call.request)  # HTTP credentials the hub checked (esb.http.auth)
+        if user:
+            headers["auth-user"] = user
         outcome = await self.handler(Exchange(body=body, headers=headers, attachments=[attachment]), True)
         stored.failure = failure_status(outcome)
+        audit.stow_part(self.transfers, headers, stored.failure is None)
         if outcome.message_id is None:  # not journaled: nothing else refers to the spool file
             with contextlib.suppress(OSError):
                 path.unlink(missing_ok=True)

@@ -21,6 +21,7 @@ from adapters.dicomweb.render import RENDERED_TYPES, RenderError, Rendering, ren
 from adapters.dicomweb.responses import Call, HttpError, cut
 from adapters.dicomweb.transcode import can_transcode, to_explicit_little
 from adapters.dicomweb.wado import CHUNK, DICOM
+from profiles.dicom import audit
 from profiles.dicom.api import ArchiveApi, InstanceRef, Level
 
 UID_PARAMS = ("studyUID", "seriesUID", "objectUID")
@@ -76,6 +77,7 @@ async def wado_uri(call: Call, archive: ArchiveApi, select: Select) -> web.Strea
     if media_type is None:
         raise HttpError(406, f"WADO-URI: contentType must name one of {DICOM}, {', '.join(RENDERED_TYPES)}")
     ref = (await select("IMAGE", study, series, instance))[0]
+    await asyncio.to_thread(audit.wado, call.request, call.base, archive, [ref])
     if media_type == DICOM:
         return await _dicom(call, archive, ref, params.get("transferSyntax", ""))
     try:

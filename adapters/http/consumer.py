@@ -1,5 +1,8 @@
 """The listening side: an HTTP request becomes an exchange, the outcome becomes the response.
 
+Over TLS the hub has already checked the client certificate against the
+route's ``peers``; the exchange carries the certificate as ``tls-peer-subject``
+and ``tls-peer-fingerprint`` (never taken from the request's own headers).
 Requests are refused (405, 415, 413) before anything is journaled; once the
 engine has the message, every answer carries its id (``X-Message-Id``), so a
 caller that got a 500 can still point an admin at what we kept.
@@ -13,10 +16,11 @@ import ssl
 from aiohttp import web
 
 from adapters.http.options import HttpOptions
-from adapters.http.tls import peer_subject
+from adapters.http.tls import allowed_peers, peer_subject
 from esb.components import Consumer, Handler, Outcome
 from esb.exchange import Exchange
-from esb.http.hub import HttpHub
+from esb.http.hub import HttpHub, peer_identity
+from esb.security.peers import TLS_HEADERS, with_identity
 
 log = logging.getLogger("esb.adapters.http")
 
@@ -49,12 +53,13 @@ def request_headers(request: web.Request) -> dict[str, str]:
     if request.charset:
         headers["charset"] = request.charset
     for name in {n.lower() for n in request.headers}:
-        if name not in DROPPED_HEADERS:
+        if name not in DROPPED_HEADERS and name not in TLS_HEADERS:
             headers[f"http-header-{name}"] = ", ".join(request.headers.getall(name))
     if request.transport is not None:
         subject = peer_subject(request.transport.get_extra_info("peercert"))
         if subject:
             headers["http-tls-subject"] = subject
+    with_identity(headers, peer_identity(request))
     return headers
 
 
@@ -109,7 +114,8 @@ class HttpConsumer(Consumer):
 
     async def start(self) -> None:
         o = self.options
-        self.hub.mount(o.host, o.port, o.path, self.serve, prefix=o.prefix, ssl_context=self.ssl_context)
+        self.hub.mount(o.host, o.port, o.path, self.serve, prefix=o.prefix, ssl_context=self.ssl_context,
+                       peers=allowed_peers(o))  # fmt: skip
 
     async def stop(self) -> None:
         self.hub.unmount(self.options.host, self.options.port, self.options.path)

@@ -1,7 +1,8 @@
-"""SSL contexts for ``https:`` endpoints, built from the stdlib's secure defaults.
+"""TLS options of endpoints (``https:``, and ``tls=true`` on mllp/soap/dicom), their lint, their SSL contexts.
 
-``ssl.create_default_context`` already picks sane protocol versions and
-ciphers; all we add is the files the route names and the client-auth mode.
+The contexts come from :mod:`esb.security.tls` (the stdlib's secure defaults,
+TLS 1.2 at least); all the options add is the files the route names, the
+client-auth mode and the allowed ``peers`` (:mod:`esb.security.peers`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from adapters.http.options import HttpOptions, misplaced
+from esb.security import tls as security_tls
+from esb.security.peers import AllowedPeers, peers_problem
 
 
 class TlsOptions(Protocol):
@@ -57,6 +60,15 @@ class TlsFiles:
     client_auth: Literal["none", "optional", "required"] = field(
         default="none", metadata=_meta("Ask callers for a client certificate signed by cafile (mutual TLS).", "from")
     )
+    peers: tuple[str, ...] = field(
+        default=(),
+        metadata=_meta(
+            "Allowed client certificates (needs client_auth=required), comma list of subject:CN=x,O=y (the whole "
+            "subject, RFC 4514), cn:NAME or sha256:FINGERPRINT; others are refused and audited. Empty: any "
+            "certificate signed by cafile.",
+            "from",
+        ),
+    )
     verify: bool = field(
         default=True,
         metadata=_meta(
@@ -85,18 +97,15 @@ class HttpsOptions(TlsFiles, HttpOptions):
     port: int = field(default=443, metadata=_meta("TCP port."))
 
 
-_CLIENT_AUTH = {"none": ssl.CERT_NONE, "optional": ssl.CERT_OPTIONAL, "required": ssl.CERT_REQUIRED}
-
-
 def server_context(options: TlsOptions) -> ssl.SSLContext:
-    """The listening side: our certificate, and the CA callers' certificates must chain to."""
+    """The listening side: our certificate, TLS 1.2+, and the CA callers' certificates must chain to."""
     assert options.certfile, "lint requires certfile for a TLS consumer"
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(options.certfile, options.keyfile)
-    if options.cafile:
-        context.load_verify_locations(cafile=options.cafile)
-    context.verify_mode = _CLIENT_AUTH[options.client_auth]
-    return context
+    return security_tls.server_context(options.certfile, options.keyfile, options.cafile, options.client_auth)
+
+
+def allowed_peers(options: Any) -> AllowedPeers:
+    """The ``peers`` of a consumer's options (empty for endpoints without the option); lint has read them."""
+    return AllowedPeers.parse(getattr(options, "peers", ()))
 
 
 class ServerContexts:
@@ -119,6 +128,8 @@ def tls_flag_problems(options: Any, *, consumer: bool, where: str) -> list[str]:
     tls_options = [n for n in ("certfile", "keyfile", "cafile") if getattr(options, n)]
     if consumer and options.client_auth != "none":
         tls_options.append("client_auth")
+    if consumer and options.peers:
+        tls_options.append("peers")
     if not options.tls and tls_options:
         found.append(f"{where} option '{tls_options[0]}' needs tls=true")
     if options.tls:
@@ -141,6 +152,12 @@ def _setup_problems(options: Any, *, consumer: bool, where: str, needs: str, ser
         found.append(f"{where} option 'keyfile' needs 'certfile' too")
     if consumer and options.client_auth != "none" and not options.cafile:
         found.append(f"{where} client_auth={options.client_auth} needs option 'cafile' to verify client certificates")
+    if consumer and options.peers:
+        problem = peers_problem(options.peers)
+        if problem:
+            found.append(f"{where} option 'peers': {problem}")
+        if options.client_auth != "required":
+            found.append(f"{where} option 'peers' needs client_auth=required (peers are told apart by certificate)")
     return found
 
 
@@ -170,14 +187,8 @@ def socket_problems(options: Any, *, consumer: bool, where: str, example: str, e
 
 
 def client_context(options: TlsOptions) -> ssl.SSLContext:
-    """The calling side: whom we trust (cafile or the system store) and our client certificate."""
-    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=options.cafile)
-    if not options.verify:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    if options.certfile:
-        context.load_cert_chain(options.certfile, options.keyfile)
-    return context
+    """The calling side: TLS 1.2+, whom we trust (cafile or the system store) and our client certificate."""
+    return security_tls.client_context(options.cafile, options.certfile, options.keyfile, verify=options.verify)
 
 
 def peer_subject(peercert: object) -> str | None:

@@ -6,6 +6,11 @@ idle timeout between frames. Framing faults, oversize frames, timeouts and
 refused messages are logged with the peer address at WARNING, never with
 message content. A connection's frames are taken one at a time, so its ACKs go
 back in the order its messages came.
+
+Over TLS (:class:`esb.security.tls.TlsAcceptor`, so failed handshakes are
+audited) a peer whose certificate is not in ``peers`` is disconnected before
+anything is read: no ACK, so its sender knows the message was not taken.
+Messages carry the certificate as ``tls-peer-subject``/``tls-peer-fingerprint``.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import contextlib
 import logging
 import ssl
 
-from adapters.http.tls import peer_subject
+from adapters.http.tls import allowed_peers, peer_subject
 from adapters.mllp.dedup import DedupStore, Recorder
 from adapters.mllp.framing import (
     Event,
@@ -31,6 +36,8 @@ from adapters.mllp.inbound import Connection, Inbound
 from adapters.mllp.options import MllpOptions
 from esb.components import Consumer, Handler
 from esb.journal import Journal
+from esb.security.peers import identity_of, refuse, with_identity
+from esb.security.tls import TlsAcceptor
 
 log = logging.getLogger("esb.adapters.mllp")
 
@@ -56,6 +63,7 @@ class MllpConsumer(Consumer):
         shutdown_timeout: float = 5.0,
     ) -> None:
         self.options, self.route_id, self.ssl_context = options, route_id, ssl_context
+        self.peers = allowed_peers(options)
         self.shutdown_timeout = shutdown_timeout
         self.dedup = DedupStore(journal, options.dedup_window) if journal and options.dedup_window > 0 else None
         self.recorder = Recorder(self.dedup) if self.dedup else None
@@ -75,7 +83,13 @@ class MllpConsumer(Consumer):
 
     async def start(self) -> None:
         o = self.options
-        self._server = await asyncio.start_server(self._serve, o.host, o.port, ssl=self.ssl_context, limit=CHUNK)
+        loop = asyncio.get_running_loop()
+
+        def plain() -> asyncio.StreamReaderProtocol:  # what asyncio.start_server makes per connection
+            return asyncio.StreamReaderProtocol(asyncio.StreamReader(limit=CHUNK, loop=loop), self._serve, loop=loop)
+
+        factory = TlsAcceptor(self.ssl_context, "mllp").factory(plain) if self.ssl_context else plain
+        self._server = await loop.create_server(factory, o.host, o.port)
         if self.recorder is not None:
             self.recorder.start()
             self._housekeeping = asyncio.create_task(self._prune_loop(), name=f"mllp-prune-{self.route_id}")
@@ -122,9 +136,17 @@ class MllpConsumer(Consumer):
             writer.close()
             return
         headers = {"mllp-peer": peer}
-        subject = peer_subject(writer.get_extra_info("peercert"))
-        if subject:
-            headers["mllp-tls-subject"] = subject
+        if self.ssl_context is not None:
+            identity = identity_of(writer.get_extra_info("ssl_object"))
+            refusal = self.peers.check(identity)
+            if refusal is not None:  # closed unanswered: no message is taken from a node we do not know
+                refuse(f"mllp:{self.port}", writer.get_extra_info("peername"), refusal, identity)
+                writer.close()
+                return
+            subject = peer_subject(writer.get_extra_info("peercert"))
+            if subject:
+                headers["mllp-tls-subject"] = subject
+            with_identity(headers, identity)
         self._connections[task] = writer
         log.debug("route %s: connection from %s", self.route_id, peer)
         try:

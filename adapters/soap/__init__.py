@@ -8,7 +8,8 @@ durable delivery sent with :func:`adapters.soap.client.call`. ``tls=true``
 speaks HTTPS, on a port of its own when listening.
 
 Modules: :mod:`.envelope` (envelopes, Faults, safe parsing), :mod:`.mtom`
-(streaming MIME packages), :mod:`.wsdl` (``?wsdl``), :mod:`.options`.
+(streaming MIME packages), :mod:`.wsdl` (``?wsdl``), :mod:`.options`, :mod:`.wssecurity`
+(WS-Security: signed requests in and out, UsernameToken, replay window).
 """
 
 from __future__ import annotations
@@ -21,8 +22,10 @@ from adapters.http import HttpAdapter, tls
 from adapters.soap.consumer import SoapConsumer
 from adapters.soap.options import SoapOptions, problems
 from adapters.soap.producer import SoapProducer
+from adapters.soap.wssecurity import WsSecurityPolicy, WsSigner
 from esb.components import Consumer, Endpoint, Handler, Producer
 from esb.errors import SoapFaultError
+from esb.security.users import UserDirectory, directory
 
 
 class SoapAdapter(HttpAdapter):
@@ -50,15 +53,31 @@ class SoapAdapter(HttpAdapter):
     def soap_ssl(self, options: SoapOptions) -> ssl.SSLContext | None:
         return self._server_contexts.get(options) if options.tls else None
 
+    def users(self) -> UserDirectory | None:
+        """The engine's users (HTTP credentials, WS-Security UsernameToken, replay window), when it has a database."""
+        journal = self.context.journal
+        return directory(journal.engine) if journal is not None else None
+
     def consumer(self, endpoint: Endpoint, handler: Handler, route_id: str) -> Consumer:
         options: SoapOptions = endpoint.options
         spool = self.context.settings.spool_dir
-        return SoapConsumer(self.context.http, options, handler, route_id, spool, self.soap_ssl(options))
+        security = None
+        if options.wss != "none" or options.wss_username != "none":
+            security = WsSecurityPolicy(
+                mode=options.wss, username=options.wss_username, window=float(options.wss_window),
+                cafile=options.wss_cafile, peers=options.wss_peers, users=self.users(),
+            )  # fmt: skip
+        return SoapConsumer(self.context.http, options, handler, route_id, spool, self.soap_ssl(options),
+                            users=self.users, security=security)  # fmt: skip
 
     def producer(self, endpoint: Endpoint) -> Producer:
         options: SoapOptions = endpoint.options
         factory = partial(tls.client_context, options) if options.tls else None
-        return SoapProducer(options, self.context.settings.data_dir / "spool", factory)
+        signer = None
+        if options.wss_sign and options.wss_certfile:
+            signer = WsSigner(options.wss_certfile, options.wss_keyfile, user=options.wss_user,
+                              password_env=options.wss_password_env)  # fmt: skip
+        return SoapProducer(options, self.context.settings.data_dir / "spool", factory, signer=signer)
 
 
 __all__ = ["SoapAdapter", "SoapFaultError", "SoapOptions"]

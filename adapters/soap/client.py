@@ -16,7 +16,7 @@ Fault, or a payload that is not XML, :class:`PermanentDeliveryError`.
 from __future__ import annotations
 
 import ssl as _ssl
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -74,11 +74,14 @@ async def call(
     memory_limit: int = MEMORY_LIMIT,
     max_xml: int = MAX_XML,
     max_body: int = MAX_BODY,
+    wss: Callable[[bytes], bytes] | None = None,
 ) -> tuple[bytes, list[Attachment], dict[str, str]]:
     """POST ``payload`` (the Body's element) to ``url``; the reply's payload, attachments and headers.
 
     ``session`` reuses a pooled connection (the producer's); ``spool_dir`` is where
     large reply parts go (default: a temp directory), to be removed by the caller.
+    ``wss`` signs the envelope (:class:`adapters.soap.wssecurity.WsSigner`), before
+    MTOM packaging: the signature covers the Body with its ``xop:Include`` elements.
     """
     where = f"SOAP {url}"
     try:
@@ -86,6 +89,11 @@ async def call(
     except etree.XMLSyntaxError as exc:
         raise PermanentDeliveryError(f"{where}: the payload is not XML: {exc}") from None
     envelope = request(element, version=version, action=action, to=url)
+    if wss is not None:
+        try:
+            envelope = wss(envelope)
+        except (OSError, ValueError, SoapFaultError) as exc:  # key unreadable, password variable unset
+            raise PermanentDeliveryError(f"{where}: the request cannot be signed: {exc}") from None
     headers: dict[str, str] = {}
     body: bytes | AsyncIterator[bytes]
     if attachments or mtom:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,12 +23,13 @@ from typing import Any
 from aiohttp import web
 from lxml import etree
 
-from adapters.http.tls import peer_subject
+from adapters.http.tls import allowed_peers, peer_subject
 from adapters.soap import wsdl
 from adapters.soap.envelope import (
     ANONYMOUS,
     NONE_ADDRESS,
     PARSER,
+    UNDERSTOOD,
     XOP,
     Envelope,
     fault,
@@ -45,10 +47,14 @@ from adapters.soap.mtom import (
     read_package,
 )
 from adapters.soap.options import SoapOptions
+from adapters.soap.wssecurity import SECURITY, Verified, WsSecurityPolicy
 from esb.components import Consumer, Handler, Outcome
-from esb.errors import SoapFaultError
+from esb.errors import SoapFaultError, WsSecurityError
 from esb.exchange import ATTACHMENTS_HEADER, Attachment, Exchange, attachments_header
-from esb.http.hub import HttpHub
+from esb.http.auth import auth_user, authenticated
+from esb.http.hub import HttpHub, peer_identity
+from esb.security.peers import with_identity
+from esb.security.users import UserDirectory
 
 log = logging.getLogger("esb.adapters.soap")
 
@@ -73,6 +79,8 @@ class Inbound:
     message_id: str = ""
     package: Package | None = None
     attachments: list[Attachment] = field(default_factory=list)
+    #: what WS-Security proved (None: the endpoint does not check it)
+    verified: Verified | None = None
 
 
 def _soap_fault_in(error: BaseException | None) -> SoapFaultError | None:
@@ -104,6 +112,20 @@ def _not_allowed() -> web.Response:
     return web.Response(status=405, text="SOAP endpoints take POST (and GET ?wsdl)\n", headers={"Allow": "POST, GET"})
 
 
+def _identity(http_user: str | None, verified: Verified | None) -> dict[str, str]:
+    """``auth-user`` (and the WS-Security signer): the HTTP credentials' user, else the Security header's;
+    HTTP credentials and a UsernameToken must not name two different users."""
+    found = verified.headers() if verified is not None else {}
+    wss_user = verified.user if verified is not None else None
+    if http_user and wss_user and http_user != wss_user:
+        raise WsSecurityError(
+            "the HTTP credentials and the UsernameToken name different users", fault="FailedAuthentication"
+        )
+    if http_user:
+        found["auth-user"] = http_user
+    return found
+
+
 def _soap_media_type(value: str) -> str:
     return value.split(";", 1)[0].strip().lower()
 
@@ -117,14 +139,21 @@ class SoapConsumer(Consumer):
         route_id: str,
         spool_dir: Path,
         ssl_context: ssl.SSLContext | None = None,
+        *,
+        users: Callable[[], UserDirectory | None] = lambda: None,
+        security: WsSecurityPolicy | None = None,
     ) -> None:
         self.hub, self.options, self.handler, self.route_id = hub, options, handler, route_id
         self.spool_dir = spool_dir
         self.ssl_context = ssl_context
+        #: the engine's users (HTTP Bearer/Basic, esb.http.auth) and the WS-Security checks
+        self.users, self.security = users, security
 
     async def start(self) -> None:
         o = self.options
-        self.hub.mount(o.host, o.port, o.path, self.serve, ssl_context=self.ssl_context)
+        serve = authenticated(self.serve, self.users)
+        self.hub.mount(o.host, o.port, o.path, serve, ssl_context=self.ssl_context, peers=allowed_peers(o),
+                       refusal=self.refused)  # fmt: skip
 
     async def stop(self) -> None:
         self.hub.unmount(self.options.host, self.options.port, self.options.path)
@@ -186,8 +215,11 @@ class SoapConsumer(Consumer):
                 f"content type '{media_type or 'none'}' is not SOAP (application/soap+xml, text/xml, "
                 'or MTOM: multipart/related; type="application/xop+xml")'
             )
-        envelope = parse_envelope(root, max_size=o.max_xml, max_depth=o.max_depth)
+        understood = UNDERSTOOD | {SECURITY} if self.security is not None and self.security.understood else UNDERSTOOD
+        envelope = parse_envelope(root, max_size=o.max_xml, max_depth=o.max_depth, understood=understood)
         inbound.version = envelope.version
+        if self.security is not None and self.security.understood:
+            inbound.verified = await asyncio.to_thread(self.security.check, envelope, peer_host=request.remote or "")
         inbound.message_id = envelope.addressing.get("MessageID", "")
         if soap_media in SOAP_MEDIA_TYPES and SOAP_MEDIA_TYPES[soap_media] != envelope.version:
             raise SoapFaultError(
@@ -262,14 +294,21 @@ class SoapConsumer(Consumer):
                 headers[header] = envelope.addressing[name]
         if inbound.attachments:
             headers[ATTACHMENTS_HEADER] = attachments_header(inbound.attachments)
+        headers.update(_identity(auth_user(request), inbound.verified))
         if request.transport is not None:
             subject = peer_subject(request.transport.get_extra_info("peercert"))
             if subject:
                 headers["http-tls-subject"] = subject
+        with_identity(headers, peer_identity(request))
         body = etree.tostring(payload, xml_declaration=False, encoding="utf-8")
         return Exchange(body=body, headers=headers, attachments=list(inbound.attachments))
 
     # -- answer --------------------------------------------------------------------
+
+    def refused(self, request: web.Request, reason: str) -> web.StreamResponse:
+        """A caller refused by its client certificate (``peers``): a Sender Fault with HTTP 403."""
+        inbound = Inbound(version="1.1" if request.content_type == "text/xml" else "1.2")
+        return self.fault_response(SoapFaultError(f"client certificate refused: {reason}"), inbound, status=403)
 
     def fault_response(
         self,

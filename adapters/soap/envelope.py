@@ -30,6 +30,9 @@ FAULT_ACTION = f"{WSA}/fault"
 UNDERSTOOD = frozenset(
     {f"{{{WSA}}}{n}" for n in ("Action", "MessageID", "To", "ReplyTo", "RelatesTo", "From", "FaultTo")}
 )
+#: prefixes a Fault subcode may use beyond s: and a: (WS-Security 1.1 fault codes are wsse: QNames)
+WSSE = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
+SUBCODE_NAMESPACES = {"wsse": WSSE}
 #: roles this node plays (SOAP 1.2 role / SOAP 1.1 actor); blocks for other roles are not ours to check
 OUR_ROLES = frozenset(
     {"", f"{SOAP12}/role/next", f"{SOAP12}/role/ultimateReceiver", "http://schemas.xmlsoap.org/soap/actor/next"}
@@ -74,8 +77,14 @@ def _too_deep(root: Any, limit: int) -> bool:
     return bool(root.xpath("boolean(" + "/*" * (limit + 1) + ")"))
 
 
-def parse_envelope(data: bytes, *, max_size: int = MAX_XML, max_depth: int = MAX_DEPTH) -> Envelope:
-    """Read a SOAP 1.1 or 1.2 envelope; protocol problems raise :class:`SoapFaultError`."""
+def parse_envelope(
+    data: bytes, *, max_size: int = MAX_XML, max_depth: int = MAX_DEPTH, understood: frozenset[str] = UNDERSTOOD
+) -> Envelope:
+    """Read a SOAP 1.1 or 1.2 envelope; protocol problems raise :class:`SoapFaultError`.
+
+    ``understood``: the header blocks a mustUnderstand may name (an endpoint with
+    WS-Security adds ``wsse:Security``, see :mod:`adapters.soap.wssecurity`).
+    """
     if len(data) > max_size:
         raise SoapFaultError(f"the SOAP envelope is larger than the {max_size} bytes accepted here")
     try:
@@ -100,7 +109,7 @@ def parse_envelope(data: bytes, *, max_size: int = MAX_XML, max_depth: int = MAX
     missed = tuple(
         b.tag
         for b in ours
-        if b.get(f"{{{namespace}}}mustUnderstand", "").strip().lower() in ("1", "true") and b.tag not in UNDERSTOOD
+        if b.get(f"{{{namespace}}}mustUnderstand", "").strip().lower() in ("1", "true") and b.tag not in understood
     )
     if missed:
         raise SoapFaultError(f"header {missed[0]} is not understood", code="MustUnderstand", not_understood=missed)
@@ -124,6 +133,8 @@ def read_fault(node: Any, version: str) -> SoapFaultError:
         value = node.findtext("faultcode") or "Server"
         subcode = ""
         reason = node.findtext("faultstring") or ""
+    if version == "1.1" and value.strip().partition(":")[0] in SUBCODE_NAMESPACES:
+        value, subcode = "Sender", value.strip()  # a WS-Security code in faultcode: the sender's fault
     code = value.rpartition(":")[2].split(".", 1)[0]
     code = {"Client": "Sender", "Server": "Receiver"}.get(code, code)
     return SoapFaultError(reason.strip(), code=code, subcode=subcode.strip())
@@ -180,7 +191,7 @@ def fault(error: SoapFaultError, *, version: str = "1.2", relates_to: str = "") 
             nsmap = {"nu": qname.namespace} if qname.namespace else None
             block = etree.SubElement(header, f"{{{SOAP12}}}NotUnderstood", nsmap=nsmap)
             block.set("qname", f"nu:{qname.localname}" if qname.namespace else qname.localname)
-        node = etree.SubElement(body, f"{{{SOAP12}}}Fault")
+        node = etree.SubElement(body, f"{{{SOAP12}}}Fault", nsmap=_subcode_nsmap(error.subcode))
         code = etree.SubElement(node, f"{{{SOAP12}}}Code")
         etree.SubElement(code, f"{{{SOAP12}}}Value").text = f"s:{error.code}"
         if error.subcode:
@@ -191,11 +202,18 @@ def fault(error: SoapFaultError, *, version: str = "1.2", relates_to: str = "") 
         text.set("{http://www.w3.org/XML/1998/namespace}lang", "en")
         text.text = error.reason
     else:
-        node = etree.SubElement(body, f"{{{SOAP11}}}Fault")
+        node = etree.SubElement(body, f"{{{SOAP11}}}Fault", nsmap=_subcode_nsmap(error.subcode))
         codes = {"Sender": "Client", "Receiver": "Server"}
-        etree.SubElement(node, "faultcode").text = f"s:{codes.get(error.code, error.code)}"
+        # WS-Security on SOAP 1.1 puts its own code in faultcode (WSS 1.1 section 12)
+        wss = _subcode_nsmap(error.subcode)
+        etree.SubElement(node, "faultcode").text = error.subcode if wss else f"s:{codes.get(error.code, error.code)}"
         etree.SubElement(node, "faultstring").text = error.reason
     return _serialize(root)
+
+
+def _subcode_nsmap(subcode: str) -> dict[str, str] | None:
+    prefix = subcode.partition(":")[0] if ":" in subcode else ""
+    return {prefix: SUBCODE_NAMESPACES[prefix]} if prefix in SUBCODE_NAMESPACES else None
 
 
 def fault_status(error: SoapFaultError, version: str) -> int:

@@ -18,6 +18,7 @@ from yarl import URL
 
 from adapters.soap.client import call
 from adapters.soap.options import SoapOptions
+from adapters.soap.wssecurity import WsSigner
 from esb.components import Producer
 from esb.errors import DeliveryError, PermanentDeliveryError, SoapFaultError
 from esb.exchange import Exchange
@@ -28,9 +29,16 @@ PERMANENT_CODES = frozenset({"Sender", "MustUnderstand", "VersionMismatch", "Dat
 
 class SoapProducer(Producer):
     def __init__(
-        self, options: SoapOptions, spool_dir: Path, ssl_context: Callable[[], ssl.SSLContext] | None = None
+        self,
+        options: SoapOptions,
+        spool_dir: Path,
+        ssl_context: Callable[[], ssl.SSLContext] | None = None,
+        *,
+        signer: WsSigner | None = None,
     ) -> None:
         self.options = options
+        #: WS-Security: signs each request (a new Timestamp per attempt)
+        self.signer = signer
         # the option bounds the call itself; the worker allows a little more before giving up
         self.send_timeout = float(options.timeout) + 5.0
         scheme = "https" if options.tls else "http"
@@ -72,6 +80,7 @@ class SoapProducer(Producer):
                 spool_dir=self.spool_dir,
                 max_xml=o.max_xml,
                 max_body=o.max_body,
+                wss=self.signer.sign if self.signer is not None else None,
             )
         except SoapFaultError as fault:
             text = f"SOAP {self.url} answered a Fault ({fault.subcode or fault.code}): {fault.reason[:200]}"

@@ -9,6 +9,8 @@ from __future__ import annotations
 import click
 
 from esb.cli import (  # noqa: F401  (registers commands)
+    audit,
+    certs,
     core,
     deadletter,
     dicom,
@@ -22,6 +24,7 @@ from esb.cli import (  # noqa: F401  (registers commands)
     messages,
     routes,
     testing,
+    users,
     xds,
 )
 from esb.cli.common import main_group

@@ -14,6 +14,7 @@ import click
 from sqlalchemy.exc import SQLAlchemyError
 from tabulate import tabulate
 
+from esb.audit.runtime import trail_for
 from esb.errors import ConfigError, EsbError
 from esb.journal import Journal, utcnow
 from esb.settings import Settings, load_settings
@@ -109,7 +110,9 @@ def journal_of(ctx: click.Context) -> Iterator[Journal]:
     settings = settings_of(ctx)
     journal = Journal(settings.db_url, node_id=f"cli-{settings.node_id}", spool_root=settings.spool_dir)
     try:
-        yield journal
+        # what the command reads or changes is audited (ATNA) into this database, stored when it ends
+        with trail_for(journal.engine, f"cli-{settings.node_id}"):
+            yield journal
     except SQLAlchemyError as exc:
         where = journal.engine.url.render_as_string(hide_password=True)
         reason = db_reason(exc)

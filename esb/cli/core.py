@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from esb import __version__
+from esb.authz import authorize
 from esb.cli.common import EXIT_PROBLEM, emit, fail, guard, main_group, settings_of
 from esb.errors import LintError
 from esb.journal import Journal
@@ -67,6 +68,7 @@ def db() -> None:
 @guard
 def upgrade(ctx: click.Context) -> None:
     """Create or upgrade the journal schema to the newest revision."""
+    authorize("db.upgrade")
     settings = settings_of(ctx)
     journal = Journal(settings.db_url, node_id=settings.node_id)
     try:

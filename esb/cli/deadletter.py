@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 import click
 from sqlalchemy import Engine
 
+from esb.authz import authorize
 from esb.cli.common import emit, guard, journal_of, main_group, progress
 from esb.journal import admin
 
@@ -33,6 +34,7 @@ def deadletter() -> None:
 @guard
 def list_command(ctx: click.Context, route: str | None, destination: str | None, limit: int) -> None:
     """Dead deliveries, most recently failed first."""
+    authorize("messages.read")
     with journal_of(ctx) as journal:
         rows = admin.list_dead(journal.engine, route=route, destination=destination, limit=limit)
     emit(ctx, rows, LIST_COLUMNS)
@@ -70,6 +72,7 @@ def _apply(
     route: str | None,
     everything: bool,
 ) -> None:
+    authorize("deadletter.manage")
     chosen_by = [name for name, given in (("IDS", bool(ids)), ("--route", bool(route)), ("--all", everything)) if given]
     if not chosen_by:
         raise click.UsageError("name the deliveries: give IDS, --route ROUTE_ID or --all")

@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from esb.authz import authorize
 from esb.cli.common import (
     DURATION,
     EXIT_PROBLEM,
@@ -65,6 +66,7 @@ def list_command(
     limit: int,
 ) -> None:
     """Journaled messages, newest first (no bodies)."""
+    authorize("messages.read")
     with journal_of(ctx) as journal:
         rows = admin.list_messages(journal.engine, route=route, status=status, since=since, until=until, limit=limit)
     emit(ctx, rows, LIST_COLUMNS)
@@ -85,6 +87,7 @@ def search(
 
     Bodies are scanned in the client, so narrow big journals with the filters.
     """
+    authorize("messages.read")
     with journal_of(ctx) as journal:
         rows = list(admin.search_messages(journal.engine, text, route=route, status=status, since=since, limit=limit))
     emit(ctx, rows, LIST_COLUMNS)
@@ -100,6 +103,7 @@ def search(
 @guard
 def show(ctx: click.Context, message_id: str, with_body: bool, raw: bool) -> None:
     """A message's metadata, headers and deliveries with every attempt."""
+    authorize("messages.read", target=message_id)
     with journal_of(ctx) as journal:
         message = admin.get_message(journal.engine, message_id)
     body: bytes | None = message.pop("body")
@@ -154,6 +158,7 @@ def _print_message(message: dict[str, Any]) -> None:
 @guard
 def prune(ctx: click.Context, older_than: float | None) -> None:
     """Delete finished messages past retention, in batches (open deliveries keep theirs)."""
+    authorize("messages.prune")
     settings = settings_of(ctx)
     age = older_than if older_than is not None else settings.retention
     retention = dt.timedelta(seconds=age) if age is not None else None
@@ -179,6 +184,7 @@ def replay(ctx: click.Context, message_id: str, destination: str | None) -> None
     A running engine that has the route (or the destination) picks it up
     within a second.
     """
+    authorize("messages.replay", target=message_id)
     settings = settings_of(ctx)
     if destination is not None:
         _check_destination(EngineContext(settings), destination)

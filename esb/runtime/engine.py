@@ -17,6 +17,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from esb import __version__
+from esb.audit.runtime import AuditRuntime
 from esb.errors import LintError
 from esb.exchange import Exchange, attachments_from_headers
 from esb.journal import Journal
@@ -25,6 +26,7 @@ from esb.routes.lint import lint
 from esb.runtime.context import EngineContext
 from esb.runtime.delivery import DeliveryWorkers
 from esb.runtime.routes import RouteRunner
+from esb.security.time import TimeKeeper, load_time_config
 from esb.settings import Settings
 
 log = logging.getLogger("esb.engine")
@@ -40,6 +42,7 @@ class Engine:
             settings.db_url, node_id=settings.node_id, lease=settings.delivery_lease, spool_root=settings.spool_dir
         )
         self.context = EngineContext(settings, self.journal)
+        self.audit = AuditRuntime(settings, self.journal, self.context.metrics.registry)
         self.routes: dict[str, RouteRunner] = {}
         self.workers = DeliveryWorkers(self)
         self.stopping = False
@@ -61,6 +64,7 @@ class Engine:
         result = lint(self.settings.route_paths, self.context)
         if result.errors:
             raise LintError(result.errors)
+        await self.audit.start()
         self._mount_admin()
         for service in self.context.services.values():
             await service.start()
@@ -78,7 +82,11 @@ class Engine:
             asyncio.create_task(self._recover_loop(), name="recover"),
             asyncio.create_task(self._prune_loop(), name="prune"),
         ]
+        clock = self._time_keeper()
+        if clock is not None:
+            self._housekeeping.append(asyncio.create_task(clock.run(), name="consistent-time"))
         self.ready = True
+        self.audit.started()
         log.info("engine %s up: %d routes, http on %s:%d, node %s", __version__, len(self.routes),
                  self.settings.listen_host, self.http_port, self.settings.node_id)  # fmt: skip
 
@@ -88,6 +96,7 @@ class Engine:
             return
         self.stopping = True
         self.ready = False
+        self.audit.stopping()
         timeout = self.settings.shutdown_timeout
         for runner in self.routes.values():
             if runner.consumer is not None:
@@ -102,6 +111,7 @@ class Engine:
             log.warning("%d exchanges still running at shutdown; they resume from the journal", left)
         await self.workers.stop(timeout)
         await self.context.close()
+        await self.audit.stop()
         await self._connections_returned(timeout=5.0)
         await asyncio.to_thread(self.journal.close)
         log.info("engine stopped")
@@ -126,6 +136,15 @@ class Engine:
             await self.stop()
 
     # -- housekeeping --------------------------------------------------------------
+
+    def _time_keeper(self) -> TimeKeeper | None:
+        """The Consistent Time check (config/time.yaml); None when no NTP server is configured."""
+        config = load_time_config()
+        if not config.servers:
+            return None
+        metrics = self.context.metrics
+        node = self.settings.node_id
+        return TimeKeeper(config, node=node, on_offset=metrics.clock_offset.set, on_failure=metrics.clock_unchecked.inc)
 
     async def _recover_loop(self) -> None:
         route_ids = list(self.routes)
@@ -165,6 +184,7 @@ class Engine:
     def _mount_admin(self) -> None:
         host, port = self.settings.listen_host, self.settings.http_port
         hub = self.context.http
+        hub.configure_engine_port(self.settings)  # TLS and allowed peers from listen.tls_*
 
         async def healthz(request: web.Request) -> web.StreamResponse:
             return web.json_response({"status": "ok", "version": __version__})

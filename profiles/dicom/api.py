@@ -15,7 +15,7 @@ universal (empty: return the attribute). Levels are ``PATIENT``, ``STUDY``,
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Literal, Protocol
@@ -23,6 +23,7 @@ from typing import BinaryIO, Literal, Protocol
 from pydicom.dataset import Dataset
 
 from esb.errors import DicomError
+from esb.security.users import Scope
 
 __all__ = ["ArchiveApi", "DicomError", "InstanceRef", "Level", "Model", "Stored"]
 
@@ -66,11 +67,17 @@ class ArchiveApi(Protocol):
         """
         ...
 
-    def find(self, level: Level, identifier: Dataset, *, model: Model = "study") -> Iterator[Dataset]:
-        """C-FIND / QIDO-RS: one response identifier per match, with the requested keys filled."""
+    def find(
+        self, level: Level, identifier: Dataset, *, model: Model = "study", scope: Sequence[Scope] | None = None
+    ) -> Iterator[Dataset]:
+        """C-FIND / QIDO-RS: one response identifier per match, with the requested keys filled.
+
+        ``scope`` (from :func:`esb.authz.authorize_caller`): only the studies a scoped grant may
+        see (A2.6); callers pass it only when it is not None.
+        """
         ...
 
-    def select(self, level: Level, identifier: Dataset) -> list[InstanceRef]:
+    def select(self, level: Level, identifier: Dataset, *, scope: Sequence[Scope] | None = None) -> list[InstanceRef]:
         """C-MOVE / C-GET / WADO: the instances named by the unique keys of ``identifier`` at ``level``."""
         ...
 

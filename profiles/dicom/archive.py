@@ -23,7 +23,7 @@ import logging
 import os
 import shutil
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -33,12 +33,13 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from esb.errors import BlobNotFoundError, DicomError, StorageError
 from esb.journal.store import utcnow
+from esb.security.users import Scope
 from esb.storage import BlobStore
 from profiles.dicom import lifecycle
 from profiles.dicom.api import ArchiveApi, InstanceRef, Level, Model, Stored
 from profiles.dicom.config import DicomConfig
 from profiles.dicom.empi_link import master_patient
-from profiles.dicom.find import QUERY_FAILED, Finder, check_level
+from profiles.dicom.find import QUERY_FAILED, Finder, check_level, in_scope
 from profiles.dicom.header import OUT_OF_RESOURCES, identify, read_header
 from profiles.dicom.indexer import Blob, Indexed, Restart, index_instance
 from profiles.dicom.lifecycle import StudyInfo
@@ -157,19 +158,30 @@ class Archive:
     # -- querying --------------------------------------------------------------------
 
     def find(
-        self, level: Level, identifier: Dataset, *, model: Model = "study", limit: int | None = None, offset: int = 0
+        self,
+        level: Level,
+        identifier: Dataset,
+        *,
+        model: Model = "study",
+        limit: int | None = None,
+        offset: int = 0,
+        scope: Sequence[Scope] | None = None,
     ) -> Iterator[Dataset]:
-        """C-FIND / QIDO-RS (``limit``/``offset``: QIDO-RS paging); the query runs now, responses are built lazily."""
+        """C-FIND / QIDO-RS (``limit``/``offset``: QIDO-RS paging); the query runs now, responses are built lazily.
+
+        ``scope``: only studies a scoped grant may see (:func:`profiles.dicom.find.in_scope`); None: all.
+        """
         checked = check_level(level, model)
         try:
             with self.engine.connect() as conn:
-                rows = self.finder.query(conn, checked, identifier, limit=limit, offset=offset)
+                rows = self.finder.query(conn, checked, identifier, limit=limit, offset=offset, scope=scope)
         except DBAPIError as exc:
             raise DicomError("the archive index is unavailable", status=OUT_OF_RESOURCES) from exc
         return self.finder.responses(rows, checked, identifier, model)
 
-    def select(self, level: Level, identifier: Dataset) -> list[InstanceRef]:
-        """The instances named by the unique keys (single values or UID lists) at ``level`` and above."""
+    def select(self, level: Level, identifier: Dataset, *, scope: Sequence[Scope] | None = None) -> list[InstanceRef]:
+        """The instances named by the unique keys (single values or UID lists) at ``level`` and above
+        (of the studies ``scope`` lets the caller see, when given)."""
         checked = check_level(level, "patient")
         unique = {"PATIENT": "PatientID", "STUDY": "StudyInstanceUID", "SERIES": "SeriesInstanceUID"}
         required = unique.get(checked, "SOPInstanceUID")
@@ -192,6 +204,8 @@ class Archive:
                     clause = condition(column, "uid", query_values(identifier.get(keyword)), conn.dialect.name)
                     if clause is not None:
                         clauses.append(clause)
+                if scope is not None:
+                    clauses.append(in_scope(scope))
                 query = (
                     select(instances, series.c.series_uid, studies.c.study_uid)
                     .select_from(source)

@@ -20,7 +20,7 @@ The response then carries each study's own local Patient ID and issuer.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,9 +29,10 @@ from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.jsonrep import JSON_VALUE_KEYS
 from pydicom.sequence import Sequence
-from sqlalchemy import ColumnElement, Connection, Select, exists, false, or_, select
+from sqlalchemy import ColumnElement, Connection, Select, and_, exists, false, func, or_, select, true
 
 from esb.errors import DicomError
+from esb.security.users import Scope
 from profiles.dicom import empi_link
 from profiles.dicom.api import Level, Model
 from profiles.dicom.attributes import LEVEL_OF_TAG
@@ -44,6 +45,8 @@ PREFIX = {"PATIENT": "p", "STUDY": "st", "SERIES": "se", "IMAGE": "i"}
 QUERY_FAILED = 0xA900  # Identifier does not match SOP Class (PS3.4 C.4.1.1.4)
 TEXT_VRS = frozenset({"AE", "CS", "LO", "LT", "PN", "SH", "ST", "UC", "UT"})
 SKIPPED_TAGS = frozenset({0x00080005, 0x00080052, 0x00080054})
+#: InstitutionalDepartmentName (0008,1040), a series attribute: what department scopes match
+DEPARTMENT = "00081040"
 
 
 @dataclass(frozen=True)
@@ -201,9 +204,20 @@ class Finder:
         return [exists().where(other.c.study_pk == studies.c.pk, clause)]
 
     def query(
-        self, conn: Connection, level: Level, identifier: Dataset, *, limit: int | None, offset: int
+        self,
+        conn: Connection,
+        level: Level,
+        identifier: Dataset,
+        *,
+        limit: int | None,
+        offset: int,
+        scope: Iterable[Scope] | None = None,
     ) -> list[Any]:
         statement = joined(level).where(*self.conditions(conn, level, identifier))
+        if scope is not None:
+            visible = in_scope(scope)
+            statement = statement.where(visible if level != "PATIENT" else exists().where(
+                studies.c.patient_pk == patients.c.pk, visible))  # fmt: skip
         statement = statement.order_by(TABLES[level].c.pk).offset(offset or None).limit(limit)
         return list(conn.execute(statement))
 
@@ -253,6 +267,26 @@ class Finder:
         if not _ascii(ds):
             ds.add(DataElement(0x00080005, "CS", "ISO_IR 192"))
         return ds
+
+
+def in_scope(scopes: Iterable[Scope]) -> ColumnElement[bool]:
+    """Studies a scoped grant may see (A2.6, :mod:`esb.authz`): for any one of its scopes, a series of
+    an allowed modality and a series from an allowed department (InstitutionalDepartmentName, kept in
+    the series' stored attributes); both compared upper-cased. No scope at all: nothing."""
+    alternatives: list[ColumnElement[bool]] = []
+    for scope in scopes:
+        parts: list[ColumnElement[bool]] = []
+        if scope.modalities:
+            other = series.alias("scope_modality")
+            wanted = func.upper(other.c.modality).in_(sorted(scope.modalities))
+            parts.append(exists().where(other.c.study_pk == studies.c.pk, wanted))
+        if scope.departments:
+            other = series.alias("scope_department")
+            department = other.c.attributes[(DEPARTMENT, "Value", 0)].as_string()
+            wanted = func.upper(department).in_(sorted(scope.departments))
+            parts.append(exists().where(other.c.study_pk == studies.c.pk, wanted))
+        alternatives.append(and_(*parts) if parts else true())
+    return or_(*alternatives) if alternatives else false()
 
 
 def _computed(part: Part, value: Any) -> DataElement:

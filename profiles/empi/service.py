@@ -18,10 +18,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
+from esb.authz import authorize_exchange, directory
 from esb.components import Service
-from esb.errors import EmpiError, Hl7Error, StaleUpdateError, UnknownDomainError, UnknownPatientError
+from esb.errors import (
+    EmpiError,
+    Hl7Error,
+    PermissionDeniedError,
+    StaleUpdateError,
+    UnknownDomainError,
+    UnknownPatientError,
+)
 from esb.exchange import Exchange
 from esb.runtime.pipeline import SERVICE_DELIVERIES
+from profiles.empi import audit
 from profiles.empi.config import EmpiConfig, load_empi_config
 from profiles.empi.events import EmpiEvent
 from profiles.empi.index import FeedResult
@@ -100,10 +109,12 @@ class EmpiService(Service):
         try:
             result = self._apply(event, actor)
         except EmpiError as exc:
+            audit.feed(exchange, event, None, exc)
             location = (
                 "MRG^1^1^1^4" if event.kind == "merge" and isinstance(exc, UnknownPatientError) else "PID^1^3^1^4"
             )
             raise as_hl7_error(exc, location=location) from exc
+        audit.feed(exchange, event, result)
         exchange.headers["empi-person"] = result.person_id or ""
         exchange.headers["empi-event"] = ",".join(e.kind for e in result.events)
         exchange.properties[SERVICE_DELIVERIES] = deliveries_for(result.events, self.listeners, self._hl7_event)
@@ -153,6 +164,9 @@ class EmpiService(Service):
         from profiles.pix import hl7 as pix
 
         assert self.index is not None
+        refused = self._refused(exchange, "pix.query", pix.error_response)
+        if refused is not None:
+            return refused
         try:
             query = pix.parse_qbp_q23(exchange.body)
         except Hl7Error as exc:
@@ -168,7 +182,23 @@ class EmpiService(Service):
             except UnknownPatientError:
                 identifiers = None
         unknown: Literal["error", "nf"] = "nf" if self.config.pix_unknown_patient == "nf" else "error"
+        audit.pix(exchange, query.identifier, failed=bool(errors))
         return self._reply(exchange, pix.rsp_k23(query, identifiers, errors=errors, unknown_patient=unknown))
+
+    def _refused(
+        self, exchange: Exchange, permission: str, answer: Callable[[bytes, Hl7Error], str | None]
+    ) -> Exchange | None:
+        """The AR answer (ERR 207, access denied) when the caller may not ``permission`` (esb.authz), else None."""
+        assert self.index is not None
+        try:
+            authorize_exchange(exchange, permission, directory(self.index.engine))
+        except PermissionDeniedError as exc:
+            error = Hl7Error(f"access denied: {exc}", error_code="207", ack_code="AR")
+            text = answer(exchange.body, error)
+            if text is None:
+                raise error from None
+            return self._reply(exchange, text)
+        return None
 
     def _is_known(self, domain: Domain) -> bool:
         assert self.index is not None
@@ -188,6 +218,9 @@ class EmpiService(Service):
         if message.header.message_code.strip().upper() == "QCN":
             cancel = pdq.parse_qcn_j01(message)
             return self._reply(exchange, pdq.ack_j01(cancel))
+        refused = self._refused(exchange, "pdq.query", pdq.error_response)
+        if refused is not None:
+            return refused
         try:
             query = pdq.parse_qbp_q22(message)
         except Hl7Error as exc:
@@ -197,6 +230,7 @@ class EmpiService(Service):
             return self._reply(exchange, answer)
         errors = pdq.domain_errors(query, self._is_known)
         if errors:
+            audit.pdq(exchange, [], failed=True)
             return self._reply(exchange, pdq.rsp_k22(query, [], errors=errors))
         hits = self._search(query)
         offset = int(query.continuation) if query.continuation.isdigit() else 0
@@ -205,6 +239,7 @@ class EmpiService(Service):
         remaining = max(0, len(hits) - offset - len(batch))
         pointer = str(offset + len(batch)) if remaining else ""
         rows = [(h.record, list(h.identifiers), h.score) for h in batch]
+        audit.pdq(exchange, rows)
         return self._reply(exchange, pdq.rsp_k22(query, rows, remaining=remaining, continuation=pointer))
 
     def _search(self, query: Any) -> list[Any]:

@@ -24,12 +24,13 @@ from typing import Any, ClassVar
 
 from lxml import etree
 
+from esb.authz import authorize_exchange, directory
 from esb.components import Service
-from esb.errors import SoapFaultError, XdsError
+from esb.errors import PermissionDeniedError, SoapFaultError, XdsError
 from esb.exchange import SAFE_XML_PARSER as PARSER
 from esb.exchange import Exchange, attachments_header
 from esb.schemas import xml_schema
-from profiles.xds import ebxml
+from profiles.xds import audit, ebxml
 from profiles.xds.config import XdsConfig, load_xds_config
 
 #: the payload each operation takes: (root element, schema, SOAP action)
@@ -121,6 +122,14 @@ class _XdsService(Service):
     def open(self) -> None:
         """Build the actor (runs in a worker thread once)."""
 
+    def denied(self, exchange: Exchange, permission: str) -> XdsError | None:
+        """XDSRegistryError "access denied" when the caller may not ``permission`` (esb.authz), else None."""
+        try:
+            authorize_exchange(exchange, permission, directory(self.engine))
+        except PermissionDeniedError as exc:
+            return XdsError(f"access denied: {exc}", code="XDSRegistryError")
+        return None
+
     async def call(self, operation: str, exchange: Exchange) -> Exchange | None:
         if not self._started:
             raise RuntimeError(f"{type(self).__name__} was not started")
@@ -145,14 +154,21 @@ class XdsRegistryService(_XdsService):
             request = read_request("register", exchange)
         except XdsError as exc:
             return reply("register", ebxml.registry_response([exc]))
-        return reply("register", self.registry.register(request))
+        answer = self.registry.register(request)
+        audit.imported("ITI-42", exchange, request, answer)
+        return reply("register", answer)
 
     def _query(self, exchange: Exchange) -> Exchange:
+        denied = self.denied(exchange, "xds.query")
+        if denied is not None:
+            return reply("query", query_failure(denied))
         try:
             request = read_request("query", exchange)
         except XdsError as exc:
             return reply("query", query_failure(exc))
-        return reply("query", self.queries.run(request))
+        answer = self.queries.run(request)
+        audit.queried(exchange, request, answer)
+        return reply("query", answer)
 
 
 class XdsRepositoryService(_XdsService):
@@ -195,14 +211,20 @@ class XdsRepositoryService(_XdsService):
             request = read_request("provide", exchange)
         except XdsError as exc:
             return reply("provide", ebxml.registry_response([exc]))
-        return reply("provide", self.repository.provide(request, exchange.attachments))
+        answer = self.repository.provide(request, exchange.attachments)
+        audit.imported("ITI-41", exchange, request, answer)
+        return reply("provide", answer)
 
     def _retrieve(self, exchange: Exchange) -> Exchange:
+        denied = self.denied(exchange, "xds.retrieve")
+        if denied is not None:
+            return reply("retrieve", _retrieve_failure(denied))
         try:
             request = read_request("retrieve", exchange)
         except XdsError as exc:
             return reply("retrieve", _retrieve_failure(exc))
         payload, attachments = self.repository.retrieve(request)
+        audit.exported(exchange, request, payload)
         return reply("retrieve", payload, attachments)
 
 

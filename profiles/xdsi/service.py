@@ -19,6 +19,7 @@ from lxml import etree
 from esb.components import Service
 from esb.errors import SoapFaultError
 from esb.exchange import SAFE_XML_PARSER, Exchange, attachments_header
+from profiles.dicom import audit
 from profiles.xdsi.rad69 import RESPONSE_ACTION, XDSI
 from profiles.xdsi.wiring import ImagingSource, attach
 
@@ -51,6 +52,7 @@ class XdsiService(Service):
             found = etree.QName(request).localname
             raise SoapFaultError(f"RAD-69 expects RetrieveImagingDocumentSetRequest, not {found}")
         payload, attachments = self.source.rad69.retrieve(request)
+        audit.rad69(exchange.headers, self.source.rad69.archive, request, payload)
         headers = {"content-type": "application/xml", "soap-reply-action": RESPONSE_ACTION}
         reply = Exchange(body=etree.tostring(payload, encoding="utf-8"), headers=headers, attachments=attachments)
         if any(a.path is not None for a in attachments):
