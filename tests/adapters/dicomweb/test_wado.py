@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import json
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -203,20 +202,18 @@ def clones(source: Path, directory: Path, count: int) -> list[Path]:
     return paths
 
 
-async def test_series_metadata_of_300_instances_is_fast(web: Web, data: Data, tmp_path: Path) -> None:
-    """Each instance opened once, headers only (pixel data skipped), the whole series well under a second."""
+async def test_series_metadata_of_300_instances_opens_each_once(web: Web, data: Data, tmp_path: Path) -> None:
+    """Each instance opened once, headers only (pixel data skipped). How fast: bench/dicom.py dicomweb-frames."""
     series_uid = generate_uid()
     (template,) = series(tmp_path / "one", 1, study_uid=data.study, series_uid=series_uid, source=LARGE_CT)
     for path in clones(template, tmp_path / "big", 300):
         web.archive.store(path)
     web.archive.opened = 0
-    started = time.perf_counter()
     status, _, body = await fetch(web, f"/studies/{data.study}/series/{series_uid}/metadata")
-    elapsed = time.perf_counter() - started
     found = json.loads(body)
     assert status == 200 and len(found) == 300 and len({i["00080018"]["Value"][0] for i in found}) == 300
     assert web.archive.opened == 300
-    assert elapsed < 1.0, f"series metadata of 300 instances took {elapsed:.2f}s"
+    assert all("InlineBinary" not in instance.get("7FE00010", {}) for instance in found)  # pixels: a BulkDataURI
 
 
 # -- frames ------------------------------------------------------------------------------
