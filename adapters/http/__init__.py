@@ -21,6 +21,7 @@ from adapters.http.consumer import HttpConsumer
 from adapters.http.options import HttpOptions, misplaced
 from adapters.http.producer import HttpProducer
 from esb.components import Adapter, Consumer, Endpoint, Handler, Producer
+from esb.security.users import UserDirectory, directory
 from esb.uri import EndpointUri
 
 #: paths the engine itself serves on its own HTTP port
@@ -83,10 +84,15 @@ class HttpAdapter(Adapter):
 
     def consumer(self, endpoint: Endpoint, handler: Handler, route_id: str) -> Consumer:
         options = endpoint.options
-        return HttpConsumer(self.context.http, options, handler, route_id, self.server_ssl(options))
+        return HttpConsumer(self.context.http, options, handler, route_id, self.server_ssl(options), users=self.users)
 
     def producer(self, endpoint: Endpoint) -> Producer:
         return HttpProducer(self.scheme, endpoint.options)
+
+    def users(self) -> UserDirectory | None:
+        """The engine's users, for requests that carry credentials (Bearer token or Basic)."""
+        journal = self.context.journal
+        return directory(journal.engine) if journal is not None else None
 
 
 class HttpsAdapter(HttpAdapter):

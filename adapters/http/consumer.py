@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import ssl
+from collections.abc import Callable
 
 from aiohttp import web
 
@@ -19,8 +20,10 @@ from adapters.http.options import HttpOptions
 from adapters.http.tls import allowed_peers, peer_subject
 from esb.components import Consumer, Handler, Outcome
 from esb.exchange import Exchange
+from esb.http.auth import auth_user, authenticated
 from esb.http.hub import HttpHub, peer_identity
 from esb.security.peers import TLS_HEADERS, with_identity
+from esb.security.users import UserDirectory
 
 log = logging.getLogger("esb.adapters.http")
 
@@ -60,6 +63,9 @@ def request_headers(request: web.Request) -> dict[str, str]:
         if subject:
             headers["http-tls-subject"] = subject
     with_identity(headers, peer_identity(request))
+    user = auth_user(request)
+    if user:  # proved by credentials on this request (esb.http.auth), never taken from a header
+        headers["auth-user"] = user
     return headers
 
 
@@ -108,13 +114,16 @@ class HttpConsumer(Consumer):
         handler: Handler,
         route_id: str,
         ssl_context: ssl.SSLContext | None = None,
+        users: Callable[[], UserDirectory | None] = lambda: None,
     ) -> None:
         self.hub, self.options, self.handler, self.route_id = hub, options, handler, route_id
         self.ssl_context = ssl_context
+        self.users = users
 
     async def start(self) -> None:
         o = self.options
-        self.hub.mount(o.host, o.port, o.path, self.serve, prefix=o.prefix, ssl_context=self.ssl_context,
+        serve = authenticated(self.serve, self.users)
+        self.hub.mount(o.host, o.port, o.path, serve, prefix=o.prefix, ssl_context=self.ssl_context,
                        peers=allowed_peers(o))  # fmt: skip
 
     async def stop(self) -> None:
