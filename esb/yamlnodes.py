@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from esb.errors import ConfigError, Position
+from esb.errors import ConfigError, LintError, Position
 from esb.interpolate import InterpolationError, interpolate
 from esb.uri import did_you_mean
 
@@ -140,6 +140,21 @@ class Nodes:
             if value is not None:
                 out[str(key_node.value)] = value
         return out
+
+
+def read_config(
+    file: Path, section: str, allowed: Iterable[str], *, title: str
+) -> tuple[Nodes, dict[str, tuple[yaml.Node, yaml.Node]]]:
+    """A config file's top-level keys, and the :class:`Nodes` that collects the problems found in them.
+
+    Every ``config/*.yaml`` loader starts so: an empty file is a LintError
+    ("empty {title} config"); an unknown key is reported at its line and column.
+    """
+    nodes = Nodes(str(file))
+    root = nodes.compose(file.read_text(encoding="utf-8"))
+    if root is None:
+        raise LintError(nodes.errors or [ConfigError(f"empty {title} config", None)])
+    return nodes, nodes.mapping(root, section, allowed)
 
 
 def read_text(path: Path) -> str:

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from esb.errors import ConfigError, LintError
+from esb.errors import LintError
 from esb.settings import PACKAGE_ROOT
 from esb.uri import Duration, UriError
-from esb.yamlnodes import Nodes
+from esb.yamlnodes import read_config
 
 DEFAULT_FILE = PACKAGE_ROOT / "config" / "audit.yaml"
 SCHEMES = {"syslog+tls": 6514, "syslog+udp": 514}
@@ -82,11 +82,7 @@ def load_audit_config(path: Path | None = None) -> AuditConfig:
     file = Path(path or os.environ.get("ESB_AUDIT_CONFIG") or DEFAULT_FILE)
     if not file.exists():
         return AuditConfig()
-    nodes = Nodes(str(file))
-    root = nodes.compose(file.read_text(encoding="utf-8"))
-    if root is None:
-        raise LintError(nodes.errors or [ConfigError("empty audit config", None)])
-    keys = nodes.mapping(root, "audit", KEYS)
+    nodes, keys = read_config(file, "audit", KEYS, title="audit")
     values: dict[str, object] = {}
     for name in ("certfile", "keyfile", "cafile", "site_id", "source_id", "app_name", "hostname"):
         if name in keys:

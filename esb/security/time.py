@@ -22,10 +22,10 @@ from pathlib import Path
 
 import ntplib
 
-from esb.errors import ConfigError, LintError
+from esb.errors import LintError
 from esb.settings import PACKAGE_ROOT
 from esb.uri import Duration, UriError
-from esb.yamlnodes import Nodes
+from esb.yamlnodes import read_config
 
 log = logging.getLogger("esb.time")
 
@@ -73,11 +73,7 @@ def load_time_config(path: Path | None = None) -> TimeConfig:
     file = Path(path or os.environ.get("ESB_TIME_CONFIG") or DEFAULT_FILE)
     if not file.exists():
         return TimeConfig()
-    nodes = Nodes(str(file))
-    root = nodes.compose(file.read_text(encoding="utf-8"))
-    if root is None:
-        raise LintError(nodes.errors or [ConfigError("empty time config", None)])
-    keys = nodes.mapping(root, "time", ["servers", "interval", "threshold", "timeout"])
+    nodes, keys = read_config(file, "time", ["servers", "interval", "threshold", "timeout"], title="time")
     values: dict[str, object] = {}
     if "servers" in keys:
         try:

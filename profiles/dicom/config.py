@@ -10,10 +10,10 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from esb.errors import ConfigError, LintError
+from esb.errors import LintError
 from esb.settings import PACKAGE_ROOT
 from esb.uri import Duration, UriError
-from esb.yamlnodes import Nodes
+from esb.yamlnodes import read_config
 
 DEFAULT_FILE = PACKAGE_ROOT / "config" / "dicom.yaml"
 
@@ -48,12 +48,11 @@ def load_dicom_config(path: Path | None = None) -> DicomConfig:
     file = Path(path or os.environ.get("ESB_DICOM_CONFIG") or DEFAULT_FILE)
     if not file.exists():
         return DicomConfig()
-    nodes = Nodes(str(file))
-    root = nodes.compose(file.read_text(encoding="utf-8"))
-    if root is None:
-        raise LintError(nodes.errors or [ConfigError("empty DICOM config", None)])
-    keys = nodes.mapping(
-        root, "dicom", ["remote_aes", "storage", "study_complete_after", "xdsi", "cache_expiry", "store_as"]
+    nodes, keys = read_config(
+        file,
+        "dicom",
+        ["remote_aes", "storage", "study_complete_after", "xdsi", "cache_expiry", "store_as"],
+        title="DICOM",
     )
     values: dict[str, object] = {}
     if "remote_aes" in keys:

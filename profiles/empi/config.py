@@ -10,9 +10,9 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from esb.errors import ConfigError, LintError
+from esb.errors import LintError
 from esb.settings import PACKAGE_ROOT
-from esb.yamlnodes import Nodes
+from esb.yamlnodes import read_config
 from profiles.empi.model import Domain
 
 DEFAULT_FILE = PACKAGE_ROOT / "config" / "empi.yaml"
@@ -43,12 +43,8 @@ def load_empi_config(path: Path | None = None) -> EmpiConfig:
     file = Path(path or os.environ.get("ESB_EMPI_CONFIG") or DEFAULT_FILE)
     if not file.exists():
         return EmpiConfig()
-    nodes = Nodes(str(file))
-    root = nodes.compose(file.read_text(encoding="utf-8"))
-    if root is None:
-        raise LintError(nodes.errors or [ConfigError("empty EMPI config", None)])
-    keys = nodes.mapping(
-        root,
+    nodes, keys = read_config(
+        file,
         "empi",
         [
             "master_domain",
@@ -60,6 +56,7 @@ def load_empi_config(path: Path | None = None) -> EmpiConfig:
             "pix_unknown_patient",
             "code_maps",
         ],
+        title="EMPI",
     )
     config = EmpiConfig()
     values: dict[str, object] = {}

@@ -11,9 +11,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from esb.errors import ConfigError, LintError
+from esb.errors import LintError
 from esb.settings import PACKAGE_ROOT
-from esb.yamlnodes import Nodes
+from esb.yamlnodes import read_config
 
 DEFAULT_FILE = PACKAGE_ROOT / "config" / "xds.yaml"
 
@@ -38,11 +38,7 @@ def load_xds_config(path: Path | None = None) -> XdsConfig:
     file = Path(path or os.environ.get("ESB_XDS_CONFIG") or DEFAULT_FILE)
     if not file.exists():
         return XdsConfig()
-    nodes = Nodes(str(file))
-    root = nodes.compose(file.read_text(encoding="utf-8"))
-    if root is None:
-        raise LintError(nodes.errors or [ConfigError("empty XDS config", None)])
-    keys = nodes.mapping(root, "xds", ["home_community_id", "registry", "repository"])
+    nodes, keys = read_config(file, "xds", ["home_community_id", "registry", "repository"], title="XDS")
     values: dict[str, object] = {}
     if "home_community_id" in keys:
         values["home_community_id"] = nodes.string(keys["home_community_id"][1], "home_community_id")
