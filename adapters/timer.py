@@ -6,6 +6,12 @@ period since the epoch, or the cron schedule's next time), and only the node
 whose insert of (route, tick) into the journal wins fires it. ``repeat`` counts
 the ticks this node took part in, fired here or elsewhere, so nodes started
 together fire ``repeat`` times in all.
+
+A tick's route runs to its end before the node waits for the next tick, and
+ticks that went by meanwhile are skipped, not caught up: on one node a job
+never overlaps itself. On several nodes a slow run on one may still overlap
+the next tick won by another; a job that must never run twice at once takes a
+claim of its own (as the XDS-I publisher does, ``profiles.xdsi.claims``).
 """
 
 from __future__ import annotations
@@ -163,6 +169,20 @@ class TimerConsumer(Consumer):
                       self.options.name, self.route_id, fired_at.isoformat(), type(outcome.error).__name__)  # fmt: skip
             return
         self.fired += 1
+        if outcome.done is not None:
+            await self._run_over(outcome.done)
+
+    async def _run_over(self, run: asyncio.Future[Any]) -> None:
+        """Until the tick's route run ends (the next tick waits for it) or the engine stops.
+
+        On a stop the run is left to the engine's drain, which bounds it by
+        the shutdown timeout (a run still going then resumes from the journal).
+        """
+        stopping = asyncio.create_task(self._stopping.wait())
+        try:
+            await asyncio.wait({run, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
 
 
 def cron_problem(expression: str) -> str | None:

@@ -25,8 +25,25 @@ class _ContextFilter(logging.Filter):
         return True
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to ``sys.stderr`` as it is when a record comes, not as it was at set-up.
+
+    A process that swaps its stderr after configuring logging (a test runner
+    capturing each test's output, a daemon redirecting it) would otherwise
+    keep writing to the closed old stream from its worker threads.
+    """
+
+    @property
+    def stream(self) -> object:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: object) -> None:
+        pass  # StreamHandler.__init__ and setStream assign it; the property always answers sys.stderr
+
+
 def configure(level: str = "INFO", fmt: str = "text") -> None:
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     handler.addFilter(_ContextFilter())
     if fmt == "json":
         handler.setFormatter(

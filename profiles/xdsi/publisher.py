@@ -15,6 +15,8 @@ with an RPLC association, so the registry deprecates the old entry (RAD TF-3
 replace is found in the registry by uniqueId (ITI-18 GetDocuments) when a
 query is at hand, and must still be Approved; otherwise the entryUUID recorded
 in ``esb_xdsi_manifests`` is used. An unchanged study is not published again.
+Publishers on several nodes (or overlapping timer ticks) take a claim on the
+study first (:mod:`profiles.xdsi.claims`), so one change makes one manifest.
 
 The KOS is not stored in the archive. It is an XDS document: the repository
 keeps it and ITI-43 returns it. Putting it into the study as one more instance
@@ -44,13 +46,13 @@ from profiles.dicom.schema import ARCHIVED, COMPLETE
 from profiles.empi.schema import persons
 from profiles.xds import ebxml
 from profiles.xds.ebxml import q
-from profiles.xdsi import kos, metadata
+from profiles.xdsi import claims, kos, metadata
 from profiles.xdsi.config import XdsiConfig
 from profiles.xdsi.schema import manifests
 
 log = logging.getLogger(__name__)
 
-Outcome = Literal["published", "replaced", "unchanged", "unresolved", "empty", "refused"]
+Outcome = Literal["published", "replaced", "unchanged", "unresolved", "empty", "refused", "busy"]
 
 
 class StudyArchive(Protocol):
@@ -118,8 +120,19 @@ class Publisher:
         """Publish (or replace) the KOS of one study; never raises for what XDS refuses.
 
         A complete study whose manifest is registered (now or before, unchanged)
-        becomes ``archived``.
+        becomes ``archived``. A study another publisher is working on is left
+        to it (``busy``; see :mod:`profiles.xdsi.claims`).
         """
+        owner = claims.claim(self.engine, study_uid, self.clock())
+        if owner is None:
+            log.info("XDS-I: study %s is being published by another worker", study_uid)
+            return Publication(study_uid, "busy")
+        try:
+            return self._publish(study_uid)
+        finally:
+            claims.release(self.engine, study_uid, owner)
+
+    def _publish(self, study_uid: str) -> Publication:
         info = self.archive.study(study_uid)
         ident = Dataset()
         ident.QueryRetrieveLevel = "STUDY"

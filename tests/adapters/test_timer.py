@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections import Counter
 from collections.abc import Callable
@@ -69,6 +70,37 @@ async def test_cron_with_plus_for_spaces_and_delay(tmp_path: Path, start_engine:
     assert len(times) == 2 and all(t.microsecond == 0 for t in times), times
     assert times[0] >= started + dt.timedelta(milliseconds=200)
     assert times[1] - times[0] == dt.timedelta(seconds=1)
+
+
+#: runs of slow_tick going on now, and the most there ever were at once
+RUNNING = {"now": 0, "most": 0}
+
+
+async def slow_tick(exchange: Any) -> None:
+    """A route step that outlasts the timer's period three times over."""
+    RUNNING["now"] += 1
+    RUNNING["most"] = max(RUNNING["most"], RUNNING["now"])
+    try:
+        await asyncio.sleep(0.35)
+    finally:
+        RUNNING["now"] -= 1
+
+
+async def test_a_run_longer_than_the_period_is_not_overlapped_by_the_next_tick(
+    tmp_path: Path, start_engine: StartEngine
+) -> None:
+    steps = "  steps:\n    - transform: {python: tests.adapters.test_timer:slow_tick}\n"
+    text = 'route:\n  id: slow\n  from: "timer:slow?period=100ms&repeat=3"\n' + steps
+    write_routes(tmp_path / "routes", {"slow": text})
+    RUNNING.update(now=0, most=0)
+    engine = await start_engine()
+    consumer = consumer_of(engine, "slow")
+    await wait_for(lambda: consumer.finished)
+    assert RUNNING == {"now": 0, "most": 1}, "a tick waits for the last one's run to end"
+    times = sorted(fired_at(r) for r in fired(engine, "slow"))
+    assert len(times) == 3 == consumer.fired
+    # the ticks the runs covered were skipped, not caught up afterwards
+    assert all((b - a) >= dt.timedelta(milliseconds=300) for a, b in zip(times, times[1:], strict=False)), times
 
 
 async def test_two_engines_fire_each_tick_once(tmp_path: Path, db_url: str, start_engine: StartEngine) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -30,6 +31,20 @@ def test_json_lines_carry_route_and_exchange(capsys: pytest.CaptureFixture[str])
     assert lines[0]["message"] == "routed"
     assert lines[0]["route"] == "adt-in" and lines[0]["exchange"] == "abc123"
     assert lines[0]["level"] == "INFO" and lines[0]["logger"] == "esb.test"
+
+
+def test_records_go_to_stderr_as_it_is_when_they_come(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker thread logging after stderr was swapped (and the old one closed) writes to the new one."""
+    old, new = io.StringIO(), io.StringIO()
+    monkeypatch.setattr(sys, "stderr", old)
+    configure("INFO", "text")
+    try:
+        old.close()
+        monkeypatch.setattr(sys, "stderr", new)
+        logging.getLogger("esb.test").warning("after the swap")
+    finally:
+        configure("WARNING", "text")
+    assert "after the swap" in new.getvalue()
 
 
 def test_esb_run_refuses_a_route_set_that_does_not_lint(tmp_path: Path) -> None:

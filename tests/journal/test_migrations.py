@@ -22,7 +22,7 @@ from profiles.xds.repository import schema as xds_repository_schema
 from profiles.xdsi import schema as xdsi_schema
 
 #: the newest migration; every table of every module that adds to the one metadata
-HEAD = "0013"
+HEAD = "0014"
 assert empi_schema.patients.metadata is schema.metadata
 assert xds_schema.objects.metadata is schema.metadata
 assert xds_repository_schema.documents.metadata is schema.metadata
