@@ -197,7 +197,10 @@ def cron_problem(expression: str) -> str | None:
 class TimerAdapter(Adapter):
     scheme = "timer"
     Options: ClassVar[type[Any]] = TimerOptions
-    summary = "Start a route on a period or a cron schedule, once per tick across all nodes."
+    summary = (
+        "Start a route on a period or a cron schedule, once per tick across all nodes;"
+        " a run is not overlapped by the next tick on its node."
+    )
 
     def path_options(self, uri: EndpointUri) -> dict[str, Any]:
         return {"name": ((uri.host or "") + uri.path).strip("/")}

@@ -31,7 +31,7 @@ from esb.components import Adapter
 from esb.errors import ComponentError
 from esb.journal import admin
 from esb.runtime.context import EngineContext
-from esb.uri import UriError
+from esb.uri import UriError, redact
 
 STATUSES = ("received", "processed", "filtered", "failed")
 LIST_COLUMNS = ["id", "route_id", "status", "received_at", "attempts", "body_size", "replay_of", "error"]
@@ -188,6 +188,14 @@ def replay(ctx: click.Context, message_id: str, destination: str | None) -> None
     settings = settings_of(ctx)
     if destination is not None:
         _check_destination(EngineContext(settings), destination)
+        stored = redact(destination)
+        if stored != destination:
+            click.echo(
+                f"note: the journal keeps '{stored}' without its password; a node delivers it with the "
+                "password its routes give that destination",
+                err=True,
+            )
+        destination = stored
     with journal_of(ctx) as journal:
         new_id = admin.replay(journal.engine, message_id, to=destination)
     if ctx.obj.get("json"):
@@ -201,10 +209,10 @@ def _check_destination(context: EngineContext, uri: str) -> None:
     try:
         adapter, endpoint = context.endpoint(uri)
     except (ComponentError, UriError) as exc:
-        fail(f"--to '{uri}': {exc}", EXIT_USAGE)
+        fail(f"--to '{redact(uri)}': {exc}", EXIT_USAGE)
         return
     if type(adapter).producer is Adapter.producer:
-        fail(f"--to '{uri}': '{adapter.scheme}:' cannot be used as a destination", EXIT_USAGE)
+        fail(f"--to '{redact(uri)}': '{adapter.scheme}:' cannot be used as a destination", EXIT_USAGE)
     problems = adapter.check(endpoint, consumer=False)
     if problems:
-        fail(f"--to '{uri}': {'; '.join(problems)}", EXIT_USAGE)
+        fail(f"--to '{redact(uri)}': {'; '.join(problems)}", EXIT_USAGE)

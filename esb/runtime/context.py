@@ -2,6 +2,12 @@
 
 One context per engine. Producers are cached per URI so a destination keeps its
 connection pool; services are created once and started with the engine.
+
+A queued delivery names its destination in the journal with the passwords
+redacted (``esb.uri.redact``): the database is read by admins, backed up and
+copied, and a route file's ``${SECRET}`` must not end up there in clear. The
+real URI stays in memory, known from the routes this node compiled; every
+node runs the same route files, so any node can deliver any row.
 """
 
 from __future__ import annotations
@@ -11,12 +17,12 @@ from typing import Any
 
 from esb import registry
 from esb.components import Adapter, Endpoint, Producer, Service
-from esb.errors import UnknownServiceError
+from esb.errors import ComponentError, DeliveryError, UnknownServiceError
 from esb.http.hub import HttpHub
 from esb.journal import Journal
 from esb.metrics import Metrics
 from esb.settings import Settings
-from esb.uri import parse_uri
+from esb.uri import parse_uri, redact
 
 
 class EngineContext:
@@ -27,6 +33,8 @@ class EngineContext:
         self.http = HttpHub()
         self._adapters: dict[str, Adapter] = {}
         self._producers: dict[str, Producer] = {}
+        #: redacted destination (as the journal keeps it) -> the URI with its passwords
+        self._secret_destinations: dict[str, str] = {}
         self._services: dict[str, Service] = {}
         self._lock = asyncio.Lock()
         #: in-process endpoints (direct:, seda:) register their consumers here
@@ -45,6 +53,29 @@ class EngineContext:
         uri = parse_uri(raw)
         adapter = self.adapter(uri.scheme)
         return adapter, adapter.endpoint(uri)
+
+    def stored_destination(self, uri: str) -> str:
+        """The form of ``uri`` a queued delivery keeps in the journal: passwords redacted, remembered here."""
+        shown = redact(uri)
+        if shown != uri and self._secret_destinations.setdefault(shown, uri) != uri:
+            raise ComponentError(
+                f"'{shown}' is sent to with two different passwords; the journal keeps destinations without "
+                "their passwords, so give each endpoint one credential (or tell them apart by another option)"
+            )
+        return shown
+
+    def real_destination(self, stored: str) -> str:
+        """The URI to send a journalled delivery to (see :meth:`stored_destination`)."""
+        real = self._secret_destinations.get(stored)
+        if real is not None:
+            return real
+        if redact(stored) == stored and "***" in stored:
+            # Transient: a node whose route files lag behind the one that queued the row.
+            raise DeliveryError(
+                f"no route on this node sends to '{stored}': the journal does not keep its password "
+                "(load the route that names it, or resend the delivery with 'esb deadletter')"
+            )
+        return stored
 
     def producer(self, raw: str) -> Producer:
         producer = self._producers.get(raw)

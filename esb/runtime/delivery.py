@@ -1,7 +1,9 @@
 """Delivery workers: claim queued deliveries from the journal and send them.
 
 Any node may deliver any queued row: the producer is built from the row's
-destination URI alone, and the retry policy travels in the row. A row claimed
+destination URI alone (its passwords, which the row does not keep, come from
+the routes every node loaded: ``EngineContext.real_destination``), and the
+retry policy travels in the row. A row claimed
 by a node that dies is picked up again when its lease runs out.
 
 Workers are woken one per batch of deliveries that this node queued (a claim
@@ -147,7 +149,8 @@ class DeliveryWorkers:
         error: str | None = None
         permanent = False
         try:
-            producer = self.engine.context.producer(delivery.destination)
+            context = self.engine.context
+            producer = context.producer(context.real_destination(delivery.destination))
             await asyncio.wait_for(producer.send(exchange), timeout=producer.send_timeout)
         except (PermanentDeliveryError, ComponentError, UriError, NotImplementedError) as exc:
             error, permanent = f"{type(exc).__name__}: {exc}", True

@@ -147,12 +147,16 @@ class Compiler:
             return call_inline
         dead = parsed.scheme == "dead-letter"
         retry = self.route.retry
+        try:
+            destination = self.context.stored_destination(uri.value)
+        except ComponentError as exc:
+            raise StepError(str(exc), uri.position) from None
 
         async def queue(exchange: Exchange, run: Run) -> None:
             error = exchange.properties.get("error")
             run.deliveries.append(
                 NewDelivery(
-                    destination=uri.value,
+                    destination=destination,
                     body=exchange.body,
                     headers=dict(exchange.headers),
                     retry=retry,
