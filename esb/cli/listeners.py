@@ -19,6 +19,7 @@ import click
 from esb.authz import authorize
 from esb.cli.common import emit, fail, guard, journal_of, main_group
 from esb.journal import admin
+from esb.uri import redact
 from profiles.empi.config import load_empi_config
 from profiles.empi.listeners import Listener, load_listeners
 
@@ -62,11 +63,11 @@ def list_command(ctx: click.Context) -> None:
     if not found and not ctx.obj.get("json"):
         click.echo(f"no listeners configured ({path or 'no listeners file'})", err=True)
     with journal_of(ctx) as journal:
-        counts = admin.delivery_counts(journal.engine, [x.uri for x in found])
+        counts = admin.delivery_counts(journal.engine, [redact(x.uri) for x in found])
     rows = [
         {
-            "name": x.name, "uri": x.uri, "format": x.format, "events": ",".join(x.events), "enabled": x.enabled,
-            **{s: counts.get(x.uri, {}).get(s, 0) for s in STATUSES},
+            "name": x.name, "uri": redact(x.uri), "format": x.format, "events": ",".join(x.events),
+            "enabled": x.enabled, **{s: counts.get(redact(x.uri), {}).get(s, 0) for s in STATUSES},
         }
         for x in found
     ]  # fmt: skip
@@ -84,7 +85,7 @@ def deliveries(ctx: click.Context, name: str, status: str | None, limit: int) ->
     authorize("listeners.read")
     listener = listener_named(name)
     with journal_of(ctx) as journal:
-        found = admin.deliveries_to(journal.engine, listener.uri, status=status, limit=limit, with_headers=True)
+        found = admin.deliveries_to(journal.engine, redact(listener.uri), status=status, limit=limit, with_headers=True)
     rows = [_delivery(row) for row in found]
     emit(ctx, rows, DELIVERY_COLUMNS)
 

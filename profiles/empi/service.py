@@ -87,6 +87,8 @@ class EmpiService(Service):
         await asyncio.to_thread(self.index.setup)
         path = self.config.listeners_file
         self.listeners = load_listeners(Path(path)) if path else []
+        for listener in self.listeners:  # so the delivery workers know each redacted URI's password
+            self.context.stored_destination(listener.uri)
 
     async def call(self, operation: str, exchange: Exchange) -> Exchange | None:
         if self.index is None:

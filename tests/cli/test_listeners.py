@@ -3,14 +3,18 @@ service:empi, a file: listener that cannot write at first, then can, and a resen
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from esb.exchange import Exchange
 from esb.journal import admin
+from esb.journal.schema import deliveries
+from tests.adapters.stomp.support import Client, delete_queues, require_broker, unique
 from tests.cli.conftest import Cli
 from tests.conftest import write_routes
 from tests.support import StartEngine, wait_for
@@ -115,3 +119,44 @@ async def test_deliveries_of_a_failing_then_fixed_listener_and_a_resend(
     monkeypatch.delenv("ESB_ADMIN_DENY")
     monkeypatch.setenv("ESB_EMPI_LISTENERS", str(tmp_path / "no-such-file.yaml"))
     assert cli.json("listeners", "list") == []
+
+
+async def test_a_listener_whose_uri_has_a_password_is_journalled_and_listed_without_it(
+    tmp_path: Path,
+    db_url: str,
+    start_engine: StartEngine,
+    make_cli: Callable[[str], Cli],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A STOMP listener on the real broker: the event arrives, the journal and the CLI show ``***``."""
+    broker = require_broker()
+    name = unique("listener")
+    peer = Client(broker)
+    try:
+        peer.subscribe(f"/queue/{name}", "peer")
+        monkeypatch.setenv("LISTENER_TEST_PASSCODE", broker.passcode)
+        uri = f"stomp://{broker.login}:${{LISTENER_TEST_PASSCODE}}@{broker.host}:{broker.port}/queue/{name}"
+        (tmp_path / "listeners.yaml").write_text(
+            f"listeners:\n  - {{name: mq, uri: '{uri}', format: json, events: [registered]}}\n", encoding="utf-8"
+        )
+        monkeypatch.setenv("ESB_EMPI_LISTENERS", str(tmp_path / "listeners.yaml"))
+        monkeypatch.delenv("ESB_ADMIN_DENY", raising=False)
+        write_routes(tmp_path / "routes", ROUTES)
+        engine = await start_engine(db_url=db_url)
+        outcome = await engine.context.local_endpoints["seda:adt"](Exchange(body=ADT.encode("utf-8")), True)
+        assert outcome.status == "processed", outcome.error
+        event = await asyncio.to_thread(peer.get)
+        assert json.loads(event.body)["event"] == "registered"
+        shown = f"stomp://{broker.login}:***@{broker.host}:{broker.port}/queue/{name}"
+        db = engine.journal.engine
+        await wait_for(lambda: [d["status"] for d in admin.deliveries_to(db, shown)] == ["delivered"])
+        cli = make_cli(db_url)
+        [listed] = cli.json("listeners", "list")
+        assert (listed["uri"], listed["delivered"]) == (shown, 1)
+        [logged] = cli.json("listeners", "deliveries", "mq")
+        assert logged["status"] == "delivered"
+        with db.connect() as conn:
+            assert [row.destination for row in conn.execute(sa.select(deliveries.c.destination))] == [shown]
+    finally:
+        peer.close()
+        delete_queues([name])
