@@ -94,24 +94,53 @@ def _reactor_wait(assoc: Any, seconds: float) -> None:
             messages.not_empty.wait(max(seconds, IDLE))
 
 
-class Checkpoint(threading.Event):
-    """An association's reactor checkpoint: clearing it (to pause the reactor) wakes a reactor waiting for messages.
+class Checkpoint:
+    """An association's reactor checkpoint (a ``threading.Event`` to pynetdicom), with two changes.
 
+    Clearing it (to pause the reactor) wakes a reactor waiting for messages:
     pynetdicom pauses the reactor before every request an SCU sends and
-    before a release, and spins until the reactor says it is paused: without
+    before a release, and spins until the reactor says it is paused; without
     this, each would wait for the reactor's sleep to run out.
+
+    And the reactor's wait clears ``_is_paused`` itself, under the lock that
+    ``clear()`` takes. pynetdicom's reactor sets ``_is_paused`` before the
+    wait and clears it after: a caller that unpauses the reactor and at once
+    pauses it again (one SCU request after another) could find ``_is_paused``
+    still true from the last pause while the reactor, woken by the unpause,
+    was about to run a turn. The caller sent its request, the reactor took
+    the response off the queue ("Received unexpected C-ECHO service
+    message") and the caller waited for the DIMSE timeout. Now a pause either
+    comes first (the reactor waits on) or finds ``_is_paused`` false and
+    waits for the reactor to pause again.
     """
 
     def __init__(self, assoc: Any) -> None:
-        super().__init__()
         self._assoc = assoc
-        self.set()
+        self._cond = threading.Condition(threading.Lock())
+        self._flag = True
+
+    def is_set(self) -> bool:
+        return self._flag
+
+    def set(self) -> None:
+        with self._cond:
+            self._flag = True
+            self._cond.notify_all()
 
     def clear(self) -> None:
-        super().clear()
+        with self._cond:
+            self._flag = False
         messages = self._assoc.dimse.msg_queue
         with messages.not_empty:  # taken after the reactor checked the flag, or it did not wait at all
             messages.not_empty.notify_all()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """The reactor's pause: over only while the flag is set, with ``_is_paused`` cleared before anyone looks."""
+        with self._cond:
+            if not self._cond.wait_for(lambda: self._flag, timeout):
+                return False
+            self._assoc._is_paused = False
+            return True
 
 
 def _with_checkpoint(original: Any) -> Any:

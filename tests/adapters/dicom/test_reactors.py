@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import gc
 import os
+import queue
+import sys
+import threading
 import time
+import types
 from collections.abc import Iterator
 
 import pytest
@@ -89,3 +93,43 @@ def test_each_association_closes_its_eventfd(scp: int) -> None:
     time.sleep(0.2)  # the SCP's association threads end just after the release
     gc.collect()
     assert open_descriptors() <= before + 2
+
+
+def test_a_pause_right_after_an_unpause_holds_a_reactor_that_was_woken_but_not_yet_running() -> None:
+    """Back-to-back SCU requests: unpause, pause again before the woken reactor thread runs.
+
+    The reactor (a thread doing what pynetdicom's reactor does around its
+    checkpoint) must stay paused and say so; a plain ``threading.Event``
+    would let it run a turn, and a real reactor would take the response the
+    caller is about to wait for. The main thread keeps the GIL from the
+    unpause to the pause (a long switch interval), so the woken thread cannot
+    get in between: the interleaving the race needs, every time.
+    """
+    assoc = types.SimpleNamespace(_is_paused=False, dimse=types.SimpleNamespace(msg_queue=queue.Queue()))
+    checkpoint = reactors.Checkpoint(assoc)
+    checkpoint.clear()
+    turns: list[bool] = []
+
+    def reactor() -> None:
+        assoc._is_paused = True
+        checkpoint.wait()
+        turns.append(assoc._is_paused)
+
+    thread = threading.Thread(target=reactor, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 5
+    while not assoc._is_paused and time.monotonic() < deadline:
+        time.sleep(0.001)
+    time.sleep(0.05)  # now blocked in wait()
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(5.0)
+    try:
+        checkpoint.set()
+        checkpoint.clear()
+    finally:
+        sys.setswitchinterval(interval)
+    time.sleep(0.2)
+    assert turns == [] and assoc._is_paused, "the reactor ran a turn while the caller believed it paused"
+    checkpoint.set()
+    thread.join(5)
+    assert turns == [False], "unpaused, it runs and no longer says it is paused"
