@@ -17,6 +17,7 @@ import os
 import socket
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
+from typing import Literal
 
 from esb.audit import codes as c
 from esb.audit.model import (
@@ -237,8 +238,9 @@ def _query(
     )  # fmt: skip
 
 
-def pix_query(
+def patient_query(
     *,
+    transaction: Literal["ITI-9", "ITI-21"],
     source: Party,
     destination: Party,
     query: bytes,
@@ -249,29 +251,10 @@ def pix_query(
     human: str | None = None,
     description: str | None = None,
 ) -> AuditEvent:
-    """Query (ITI-9 PIX Query): ``query`` is the QPD segment; ``patient_ids`` the identifiers asked about."""
+    """Query over HL7 v2: ITI-9 PIX Query (``patient_ids``: the identifiers asked about) or ITI-21 Patient
+    Demographics Query (``patient_ids``: those returned); ``query`` is the QPD segment."""
     return _query(
-        "ITI-9", source=source, destination=destination, query_id=query_tag or message_id or "", query=query,
-        patient_ids=patient_ids, details=_detail("MSH-10", message_id), outcome=outcome, human=human,
-        description=description,
-    )  # fmt: skip
-
-
-def pdq_query(
-    *,
-    source: Party,
-    destination: Party,
-    query: bytes,
-    patient_ids: Sequence[str] = (),
-    message_id: str | None = None,
-    query_tag: str = "",
-    outcome: Outcome = 0,
-    human: str | None = None,
-    description: str | None = None,
-) -> AuditEvent:
-    """Query (ITI-21 Patient Demographics Query): ``query`` is the QPD segment; ``patient_ids`` those returned."""
-    return _query(
-        "ITI-21", source=source, destination=destination, query_id=query_tag or message_id or "", query=query,
+        transaction, source=source, destination=destination, query_id=query_tag or message_id or "", query=query,
         patient_ids=patient_ids, details=_detail("MSH-10", message_id), outcome=outcome, human=human,
         description=description,
     )  # fmt: skip
@@ -418,6 +401,6 @@ def dicom_query(
 __all__ = [
     "DocumentRef", "Party", "SopClassCount", "admin_operation", "application_activity", "audit_log_used",
     "dicom_instances_transferred", "dicom_query", "document_export", "document_import", "node_authentication_failure",
-    "patient", "patient_record", "pdq_query", "pix_query", "registry_query", "security_alert", "study", "this_node",
+    "patient", "patient_query", "patient_record", "registry_query", "security_alert", "study", "this_node",
     "user_authentication",
 ]  # fmt: skip

@@ -9,7 +9,7 @@ CX form with their assigning authority, as the ITI audit messages want.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from esb.audit import emit, events, guarded
 from esb.audit.hl7 import parties, segment
@@ -52,14 +52,13 @@ def feed(exchange: Exchange, event: Any, result: FeedResult | None, error: Excep
         ))  # fmt: skip
 
 
-def _query(exchange: Exchange, transaction: str, patients: Iterable[str], failed: bool) -> None:
+def _query(exchange: Exchange, transaction: Literal["ITI-9", "ITI-21"], patients: Iterable[str], failed: bool) -> None:
     source, destination, head = parties(exchange.body, exchange.headers)
     qpd = segment(exchange.body, "QPD")
     tag = qpd.split(qpd[3:4])[2].decode("utf-8", "replace") if len(qpd) > 4 and qpd.count(qpd[3:4]) >= 2 else ""
-    factory = events.pix_query if transaction == "ITI-9" else events.pdq_query
-    emit(factory(
-        source=source, destination=destination, query=qpd, patient_ids=list(patients), message_id=head.control_id,
-        query_tag=tag, outcome=4 if failed else 0, human=exchange.headers.get("auth-user"),
+    emit(events.patient_query(
+        transaction=transaction, source=source, destination=destination, query=qpd, patient_ids=list(patients),
+        message_id=head.control_id, query_tag=tag, outcome=4 if failed else 0, human=exchange.headers.get("auth-user"),
     ))  # fmt: skip
 
 

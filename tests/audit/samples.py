@@ -43,10 +43,14 @@ def every_event() -> dict[str, AuditEvent]:
                                                         destination=EMPI, message_id="MSG0002"),  # fmt: skip
         "patient updated (ITI-44)": e.patient_record(action="U", patient_id=PATIENT, source=HIS, destination=EMPI,
                                                      transaction="ITI-44", message_id="1.2.3^msg7", human="alice"),
-        "PIX query (ITI-9)": e.pix_query(source=HIS, destination=EMPI, query=b"QPD|IHE PIX Query|q1|P1^^^HIS1",
-                                         patient_ids=[PATIENT], message_id="q1", query_tag="q1"),  # fmt: skip
-        "PDQ query (ITI-21)": e.pdq_query(source=HIS, destination=EMPI, query=b"QPD|IHE PDQ Query|q2|@PID.5.1^WANG",
-                                          patient_ids=[PATIENT, "P9^^^HIS1"], message_id="q2"),  # fmt: skip
+        "PIX query (ITI-9)": e.patient_query(
+            transaction="ITI-9", source=HIS, destination=EMPI, query=b"QPD|IHE PIX Query|q1|P1^^^HIS1",
+            patient_ids=[PATIENT], message_id="q1", query_tag="q1",
+        ),
+        "PDQ query (ITI-21)": e.patient_query(
+            transaction="ITI-21", source=HIS, destination=EMPI, query=b"QPD|IHE PDQ Query|q2|@PID.5.1^WANG",
+            patient_ids=[PATIENT, "P9^^^HIS1"], message_id="q2",
+        ),
         "provide and register (ITI-41)": e.document_import(
             transaction="ITI-41", source=CONSUMER, destination=REPOSITORY, submission_set_uid="1.2.3.4.5",
             patient_id=PATIENT, human="dr.li",
