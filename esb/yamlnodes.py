@@ -16,7 +16,7 @@ import yaml
 
 from esb.errors import ConfigError, LintError, Position
 from esb.interpolate import InterpolationError, interpolate
-from esb.uri import did_you_mean
+from esb.uri import Duration, UriError, did_you_mean
 
 
 class Nodes:
@@ -108,6 +108,21 @@ class Nodes:
             self.error(node, f"{what} must be at least {minimum} (got {value})")
             return None
         return value
+
+    def duration(self, node: yaml.Node, what: str, *, positive: bool = False) -> float | None:
+        """Seconds from ``30s``, ``5m``, ``1h``, ``7d`` or a bare number; None (and an error) when it is none."""
+        text = self.string(node, what)
+        if text is None:
+            return None
+        try:
+            seconds = float(Duration.parse(text))
+        except UriError as exc:
+            self.error(node, f"{what}: {exc}")
+            return None
+        if positive and seconds <= 0:
+            self.error(node, f"{what} must be longer than 0 (got '{text}')")
+            return None
+        return seconds
 
     def boolean(self, node: yaml.Node, what: str) -> bool | None:
         text = self.string(node, what)

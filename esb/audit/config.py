@@ -14,7 +14,6 @@ from urllib.parse import urlsplit
 
 from esb.errors import LintError
 from esb.settings import PACKAGE_ROOT
-from esb.uri import Duration, UriError
 from esb.yamlnodes import read_config
 
 DEFAULT_FILE = PACKAGE_ROOT / "config" / "audit.yaml"
@@ -95,11 +94,7 @@ def load_audit_config(path: Path | None = None) -> AuditConfig:
             nodes.error(node, str(exc))
     for name in ("retention", "retry_delay", "retry_max_delay", "connect_timeout"):
         if name in keys:
-            text = nodes.string(keys[name][1], name) or ""
-            try:
-                values[name] = float(Duration.parse(text))
-            except UriError as exc:
-                nodes.error(keys[name][1], f"{name}: {exc}")
+            values[name] = nodes.duration(keys[name][1], name)
     if "batch" in keys:
         values["batch"] = nodes.integer(keys["batch"][1], "batch", minimum=1)
     if values.get("keyfile") and not values.get("certfile"):

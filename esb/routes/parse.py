@@ -8,7 +8,6 @@ import yaml
 
 from esb.errors import ConfigError, LintError, Position
 from esb.routes import model as m
-from esb.uri import Duration, UriError
 from esb.yamlnodes import Nodes
 
 STEP_KINDS = (
@@ -65,7 +64,7 @@ class RouteParser:
         if "enabled" in keys:
             opts["enabled"] = self.n.boolean(keys["enabled"][1], "enabled")
         if "retention" in keys:
-            opts["retention"] = self.duration(keys["retention"][1], "retention")
+            opts["retention"] = self.n.duration(keys["retention"][1], "retention")
         description = ""
         if "description" in keys:
             description = self.n.string(keys["description"][1], "description") or ""
@@ -82,16 +81,6 @@ class RouteParser:
             retry=retry,
             **{k: v for k, v in opts.items() if v is not None},  # type: ignore[arg-type]
         )
-
-    def duration(self, node: yaml.Node, what: str) -> float | None:
-        text = self.n.string(node, what)
-        if text is None:
-            return None
-        try:
-            return float(Duration.parse(text))
-        except UriError as exc:
-            self.n.error(node, f"{what}: {exc}")
-            return None
 
     def uri(self, node: yaml.Node, what: str) -> m.Uri | None:
         text = self.n.string(node, what)
@@ -292,7 +281,7 @@ class RouteParser:
                 values["max_attempts"] = attempts
         for name in ("delay", "max_delay"):
             if name in keys:
-                seconds = self.duration(keys[name][1], name)
+                seconds = self.n.duration(keys[name][1], name)
                 if seconds is not None:
                     values[name] = seconds
         if "multiplier" in keys:

@@ -24,7 +24,6 @@ import ntplib
 
 from esb.errors import LintError
 from esb.settings import PACKAGE_ROOT
-from esb.uri import Duration, UriError
 from esb.yamlnodes import read_config
 
 log = logging.getLogger("esb.time")
@@ -82,15 +81,7 @@ def load_time_config(path: Path | None = None) -> TimeConfig:
             nodes.error(keys["servers"][1], f"servers: {exc}")
     for name in ("interval", "threshold", "timeout"):
         if name in keys:
-            text = nodes.string(keys[name][1], name) or ""
-            try:
-                seconds = float(Duration.parse(text))
-            except UriError as exc:
-                nodes.error(keys[name][1], f"{name}: {exc}")
-                continue
-            if seconds <= 0:
-                nodes.error(keys[name][1], f"{name} must be longer than 0 (got '{text}')")
-            values[name] = seconds
+            values[name] = nodes.duration(keys[name][1], name, positive=True)
     if nodes.errors:
         raise LintError(nodes.errors)
     return TimeConfig(**values)  # type: ignore[arg-type]

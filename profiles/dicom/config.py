@@ -12,7 +12,6 @@ from pathlib import Path
 
 from esb.errors import LintError
 from esb.settings import PACKAGE_ROOT
-from esb.uri import Duration, UriError
 from esb.yamlnodes import read_config
 
 DEFAULT_FILE = PACKAGE_ROOT / "config" / "dicom.yaml"
@@ -70,11 +69,7 @@ def load_dicom_config(path: Path | None = None) -> DicomConfig:
         values["storage"] = Path(storage) if storage else None
     for name in ("study_complete_after", "cache_expiry"):
         if name in keys:
-            text = nodes.string(keys[name][1], name) or ""
-            try:
-                values[name] = float(Duration.parse(text))
-            except UriError as exc:
-                nodes.error(keys[name][1], f"{name}: {exc}")
+            values[name] = nodes.duration(keys[name][1], name)
     if "store_as" in keys:
         store_as = nodes.string(keys["store_as"][1], "store_as") or ""
         try:
