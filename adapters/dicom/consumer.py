@@ -1,4 +1,4 @@
-"""The listening side: a pynetdicom SCP for Verification, Storage and Query/Retrieve.
+"""The listening side: a pynetdicom SCP for Verification, Storage, Query/Retrieve and Storage Commitment.
 
 pynetdicom serves each association in a thread of its own; the handlers
 (:mod:`adapters.dicom.store`, :mod:`adapters.dicom.qr`) reach back to the
@@ -30,6 +30,7 @@ from typing import Any
 from pynetdicom import AE, evt
 
 from adapters.dicom import network
+from adapters.dicom.commitment import CommitmentScp
 from adapters.dicom.contexts import scp_contexts
 from adapters.dicom.options import DicomOptions
 from adapters.dicom.qr import QueryRetrieve
@@ -96,6 +97,7 @@ class DicomConsumer(Consumer):
             association = {"max_pdu": o.max_pdu, "evt_handlers": [network.NODELAY_HANDLER]}
             qr = QueryRetrieve(self.route_id, self.archive, self.remote_aes, self.ae_title, association)
             handlers += qr.handlers()
+            handlers += CommitmentScp(self.route_id, self.archive, qr.destination).handlers()
         ae = self._application_entity()
 
         def bind() -> network.Server:

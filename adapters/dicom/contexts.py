@@ -32,6 +32,8 @@ from pydicom.uid import (
 from pynetdicom import AllStoragePresentationContexts
 from pynetdicom.presentation import PresentationContext, build_context
 
+from profiles.dicom.commitment import PUSH_MODEL
+
 UNCOMPRESSED: tuple[UID, ...] = (ExplicitVRLittleEndian, ImplicitVRLittleEndian, ExplicitVRBigEndian)
 
 #: every syntax the SCP accepts for storage. pynetdicom accepts, of the syntaxes a peer
@@ -78,12 +80,15 @@ def _context(abstract_syntax: str, syntaxes: Iterable[str], *, roles: bool = Fal
 
 
 def scp_contexts(*, query_retrieve: bool) -> list[PresentationContext]:
-    """What our SCP accepts: verification, all storage (with C-GET roles) and, with an archive, Q/R."""
+    """What our SCP accepts: verification, all storage (with C-GET roles) and, with an archive, Q/R and
+    Storage Commitment Push Model."""
     contexts = [_context(VERIFICATION, UNCOMPRESSED)]
     contexts += [_context(uid, STORAGE_SYNTAXES, roles=query_retrieve) for uid in STORAGE_CLASSES]
     if query_retrieve:
         for models in (FIND_MODELS, MOVE_MODELS, GET_MODELS):
             contexts += [_context(uid, UNCOMPRESSED) for uid in models]
+        # a requester may propose both roles, to take the report on this association if it stays open
+        contexts.append(_context(PUSH_MODEL, UNCOMPRESSED, roles=True))
     return contexts
 
 

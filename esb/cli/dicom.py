@@ -5,8 +5,10 @@ job in this process: with ``--method get`` the instances come back on the
 job's own association and go straight into the archive (no engine needed);
 with ``--method move`` the remote sends them to the engine's ``dicom:``
 listener (settings ``dicom_ae_title``), which must be running. Rerunning the
-same source, method and window resumes an unfinished job. Study UIDs are the
-only identifiers shown; nothing here is logged above DEBUG.
+same source, method and window resumes an unfinished job. ``esb dicom
+commitments`` lists storage commitment requests and whether their reports
+went out. Study and transaction UIDs are the only identifiers shown; nothing
+here is logged above DEBUG.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from esb.journal import Journal
 from profiles.dicom import collect_schema as t
 from profiles.dicom.api import ArchiveApi
 from profiles.dicom.collect import METHODS, CollectReport, StudyProgress, dicom_date, report_of, run_collection
+from profiles.dicom.commitment import Commitments
+from profiles.dicom.commitment_schema import FAILED, PENDING, SENT
 from profiles.dicom.config import DicomConfig, load_dicom_config
 
 REPORT_COLUMNS = ["job_id", "source", "method", "since", "until", "status", "runs", "found", "retrieved", "skipped",
@@ -31,7 +35,7 @@ REPORT_COLUMNS = ["job_id", "source", "method", "since", "until", "status", "run
 
 @main_group.group()
 def dicom() -> None:
-    """DICOM archive: collect studies from a remote PACS, list collection jobs."""
+    """DICOM archive: collect studies from a remote PACS, list collection jobs and storage commitments."""
 
 
 def _config() -> DicomConfig:
@@ -132,3 +136,21 @@ def jobs(ctx: click.Context, limit: int) -> None:
     with journal_of(ctx) as journal, journal.engine.connect() as conn:
         rows = conn.execute(select(t.jobs).order_by(t.jobs.c.created_at.desc()).limit(limit)).all()
     emit(ctx, [report_of(r).as_dict() for r in rows], REPORT_COLUMNS)
+
+
+COMMITMENT_STATUSES = (PENDING, SENT, FAILED)
+COMMITMENT_COLUMNS = ["id", "transaction_uid", "calling_ae", "status", "attempts", "committed", "failed",
+                      "requested_at", "sent_at", "next_attempt_at", "error"]  # fmt: skip
+
+
+@dicom.command(name="commitments")
+@click.option("--status", type=click.Choice(COMMITMENT_STATUSES), help="Only requests in this state.")
+@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
+@click.pass_context
+@guard
+def commitments(ctx: click.Context, status: str | None, limit: int) -> None:
+    """Storage commitment requests, newest first: was each report sent, and what did it say?"""
+    authorize("dicom.read")
+    with journal_of(ctx) as journal:
+        rows = Commitments(journal.engine).rows(status=status, limit=limit)
+    emit(ctx, [{c: row.get(c) for c in COMMITMENT_COLUMNS} for row in rows], COMMITMENT_COLUMNS)

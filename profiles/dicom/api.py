@@ -18,12 +18,15 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Literal, Protocol
+from typing import TYPE_CHECKING, BinaryIO, Literal, Protocol
 
 from pydicom.dataset import Dataset
 
 from esb.errors import DicomError
 from esb.security.users import Scope
+
+if TYPE_CHECKING:
+    from profiles.dicom.commitment import Request as CommitmentRequest
 
 __all__ = ["ArchiveApi", "DicomError", "InstanceRef", "Level", "Model", "Stored"]
 
@@ -83,4 +86,8 @@ class ArchiveApi(Protocol):
 
     def open(self, instance: InstanceRef) -> BinaryIO:
         """The instance's Part 10 bytes (an on-demand instance is fetched from its source first)."""
+        ...
+
+    def record_commitment(self, request: CommitmentRequest, *, calling_ae: str, remote: str) -> str:
+        """Keep a storage commitment request for its report to ``remote`` (a key of remote_aes); its id."""
         ...

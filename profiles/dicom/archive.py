@@ -37,6 +37,8 @@ from esb.security.users import Scope
 from esb.storage import BlobStore
 from profiles.dicom import lifecycle
 from profiles.dicom.api import ArchiveApi, InstanceRef, Level, Model, Stored
+from profiles.dicom.commitment import Commitments
+from profiles.dicom.commitment import Request as CommitmentRequest
 from profiles.dicom.config import DicomConfig
 from profiles.dicom.empi_link import master_patient
 from profiles.dicom.find import QUERY_FAILED, Finder, check_level, in_scope
@@ -230,6 +232,11 @@ class Archive:
             .where(instances.c.sop_uid == sop_instance_uid)
         ).first()
         return _ref(row) if row is not None else None
+
+    # -- storage commitment ----------------------------------------------------------
+
+    def record_commitment(self, request: CommitmentRequest, *, calling_ae: str, remote: str) -> str:
+        return Commitments(self.engine).record(request, calling_ae, remote, self.clock())
 
     # -- retrieving ------------------------------------------------------------------
 

@@ -31,6 +31,9 @@
   serves: its evidence names the hospital, the manifest's names us, and a
   consumer following the manifest gets the images from us either way.
 - ``dicom-archive/expire-cache``: fetched on-demand copies past their expiry go.
+- ``dicom-archive/commitment-reports`` (from a ``timer:`` route): the N-EVENT-REPORT
+  of every storage commitment request that is due goes to its requester
+  (:mod:`profiles.dicom.commitment_report`); the reply lists what became of each.
 
 Adapters that answer queries (C-FIND, QIDO-RS, C-MOVE, WADO) use the service's
 ``archive`` attribute (an :class:`~profiles.dicom.api.ArchiveApi`) directly.
@@ -39,6 +42,7 @@ Adapters that answer queries (C-FIND, QIDO-RS, C-MOVE, WADO) use the service's
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -59,6 +63,8 @@ from esb.components import Service
 from esb.errors import DicomError
 from esb.exchange import ATTACHMENTS_HEADER, Attachment, Exchange
 from profiles.dicom.archive import Archive
+from profiles.dicom.commitment import Commitments
+from profiles.dicom.commitment_report import Reported, report_due
 from profiles.dicom.config import DicomConfig, load_dicom_config
 from profiles.dicom.header import NOT_SUPPORTED
 from profiles.dicom.schema import COMPLETE, studies
@@ -74,7 +80,9 @@ KOS_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.88.59"
 
 
 class DicomArchiveService(Service):
-    operations: ClassVar[tuple[str, ...]] = ("store", "register-remote", "complete-studies", "expire-cache", "collect")
+    operations: ClassVar[tuple[str, ...]] = (
+        "store", "register-remote", "complete-studies", "expire-cache", "collect", "commitment-reports",
+    )  # fmt: skip
 
     def __init__(self, context: Any) -> None:
         super().__init__(context)
@@ -131,7 +139,14 @@ class DicomArchiveService(Service):
         if operation == "expire-cache":
             expired = await asyncio.to_thread(self.archive.expire_cache)
             return _reply(exchange, {"expired": expired}, {})
+        if operation == "commitment-reports":
+            reported = await asyncio.to_thread(self._commitment_reports)
+            return _reply(exchange, {"reports": [dataclasses.asdict(r) for r in reported]}, {})
         raise ValueError(f"service:dicom-archive has no operation {operation!r} ({'|'.join(self.operations)})")
+
+    def _commitment_reports(self) -> list[Reported]:
+        commitments = Commitments(self.archive.engine)
+        return report_due(commitments, self.config.remote_aes, self.context.settings.dicom_ae_title)
 
     def _collect(self, exchange: Exchange) -> Exchange:
         """Active collection (A3.4) from a ``timer:`` route; parameters in ``dicom-collect-*`` headers."""

@@ -44,7 +44,10 @@ from tests.orthanc_support import Orthanc, free_port
 from tests.xds_e2e.harness import MllpClient, RunningEngine, segment
 
 ROOT = Path(__file__).resolve().parents[2]
-ROUTES = ("dicom-in", "dicom-ondemand", "dicomweb", "dicom-studies", "xdsi", "xds-registry", "xds-repository", "hl7-in")
+ROUTES = (
+    "dicom-in", "dicom-ondemand", "dicomweb", "dicom-studies", "dicom-commitment", "xdsi", "xds-registry",
+    "xds-repository", "hl7-in",
+)  # fmt: skip
 #: the AE titles of the peers, as config/dicom.yaml names them
 STORESCP_AE = "STORESCP"
 MODALITY_AE = "MODALITY1"
@@ -251,6 +254,7 @@ def platform(directory: Path, db_url: str, orthanc: Orthanc, storescp: StoreScp)
             "ESB_DICOM_AE_TITLE": orthanc.peer_ae_title,
             "ESB_DICOM_STUDY_COMPLETE_AFTER": "1s",
             "ESB_DICOM_COMPLETE_EVERY": "1s",
+            "ESB_DICOM_COMMITMENT_EVERY": "500ms",
             "ESB_DICOM_CONFIG": str(config),
             "ESB_EMPI_LISTENERS": str(directory / "no-listeners.yaml"),
         }

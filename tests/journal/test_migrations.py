@@ -15,6 +15,7 @@ from esb.cli import main_group
 from esb.journal import database, schema
 from esb.security import users as users_schema
 from profiles.dicom import collect_schema as dicom_collect_schema
+from profiles.dicom import commitment_schema as dicom_commitment_schema
 from profiles.dicom import schema as dicom_schema
 from profiles.empi import schema as empi_schema
 from profiles.xds.registry import schema as xds_schema
@@ -22,13 +23,14 @@ from profiles.xds.repository import schema as xds_repository_schema
 from profiles.xdsi import schema as xdsi_schema
 
 #: the newest migration; every table of every module that adds to the one metadata
-HEAD = "0014"
+HEAD = "0015"
 assert empi_schema.patients.metadata is schema.metadata
 assert xds_schema.objects.metadata is schema.metadata
 assert xds_repository_schema.documents.metadata is schema.metadata
 assert dicom_schema.studies.metadata is schema.metadata
 assert xdsi_schema.manifests.metadata is schema.metadata
 assert dicom_collect_schema.jobs.metadata is schema.metadata
+assert dicom_commitment_schema.commitments.metadata is schema.metadata
 assert etl_schema.checkpoints.metadata is schema.metadata
 assert audit_schema.records.metadata is schema.metadata
 assert users_schema.users.metadata is schema.metadata
