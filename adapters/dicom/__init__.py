@@ -65,7 +65,18 @@ class DicomAdapter(Adapter):
                 # A sender only falls back on the archive: without one, the default is no fallback.
                 if consumer or options.archive != DEFAULT_ARCHIVE:
                     found.append(f"dicom: option 'archive': {exc}")
+        if options.worklist:
+            try:
+                self.context.service(options.worklist)
+            except ComponentError as exc:
+                found.append(f"dicom: option 'worklist': {exc}")
         return found
+
+    def _worklist(self, name: str) -> Any:
+        worklist = getattr(self.context.service(name), "worklist", None)
+        if worklist is None:
+            raise ComponentError(f"service '{name}' has no worklist (is it service:worklist?)")
+        return worklist
 
     def _archive(self, name: str) -> ArchiveApi:
         archive = getattr(self.context.service(name), "archive", None)
@@ -90,6 +101,7 @@ class DicomAdapter(Adapter):
             ae_title=options.ae_title or settings.dicom_ae_title,
             spool_dir=settings.spool_dir,
             archive=partial(self._archive, options.archive) if options.archive else None,
+            worklist=partial(self._worklist, options.worklist) if options.worklist else None,
             remote_aes=self._remote_aes,
             ssl_context=self._server_contexts.get(options) if options.tls else None,
             shutdown_timeout=settings.shutdown_timeout,

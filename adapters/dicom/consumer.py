@@ -1,4 +1,5 @@
-"""The listening side: a pynetdicom SCP for Verification, Storage, Query/Retrieve and Storage Commitment.
+"""The listening side: a pynetdicom SCP for Verification, Storage, Query/Retrieve, Storage Commitment and
+Modality Worklist.
 
 pynetdicom serves each association in a thread of its own; the handlers
 (:mod:`adapters.dicom.store`, :mod:`adapters.dicom.qr`) reach back to the
@@ -32,6 +33,7 @@ from pynetdicom import AE, evt
 from adapters.dicom import network
 from adapters.dicom.commitment import CommitmentScp
 from adapters.dicom.contexts import scp_contexts
+from adapters.dicom.mwl import ModalityWorklist, WorklistApi, dispatching_find
 from adapters.dicom.options import DicomOptions
 from adapters.dicom.qr import QueryRetrieve
 from adapters.dicom.store import Receiver
@@ -60,12 +62,13 @@ class DicomConsumer(Consumer):
         spool_dir: Path,
         archive: Callable[[], ArchiveApi] | None,
         remote_aes: Callable[[], dict[str, RemoteAe]],
+        worklist: Callable[[], WorklistApi] | None = None,
         ssl_context: ssl.SSLContext | None = None,
         shutdown_timeout: float = 5.0,
     ) -> None:
         self.options, self.handler, self.route_id = options, handler, route_id
         self.ae_title, self.spool_dir = ae_title, spool_dir
-        self.archive, self.remote_aes = archive, remote_aes
+        self.archive, self.remote_aes, self.worklist = archive, remote_aes, worklist
         self.ssl_context, self.shutdown_timeout = ssl_context, shutdown_timeout
         self.receiver: Receiver | None = None
         self._server: network.Server | None = None
@@ -98,13 +101,18 @@ class DicomConsumer(Consumer):
             qr = QueryRetrieve(self.route_id, self.archive, self.remote_aes, self.ae_title, association)
             handlers += qr.handlers()
             handlers += CommitmentScp(self.route_id, self.archive, qr.destination).handlers()
+        if self.worklist is not None:
+            archive_find = next((h for e, h in handlers if e is evt.EVT_C_FIND), None)
+            handlers = [(e, h) for e, h in handlers if e is not evt.EVT_C_FIND]
+            handlers.append((evt.EVT_C_FIND, dispatching_find(ModalityWorklist(self.route_id, self.worklist),
+                                                              archive_find)))  # fmt: skip
         ae = self._application_entity()
 
         def bind() -> network.Server:
             cls = network.server_class(o)
             address = (o.host, o.port)
             # Contexts given here keep their SCP/SCU roles (AE.supported_contexts would drop them).
-            contexts = scp_contexts(query_retrieve=self.archive is not None)
+            contexts = scp_contexts(query_retrieve=self.archive is not None, worklist=self.worklist is not None)
             made = ae.make_server(
                 address, contexts=contexts, ssl_context=self.ssl_context, evt_handlers=handlers, server_class=cls
             )

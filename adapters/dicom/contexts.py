@@ -34,6 +34,9 @@ from pynetdicom.presentation import PresentationContext, build_context
 
 from profiles.dicom.commitment import PUSH_MODEL
 
+#: Modality Worklist Information Model - FIND (PS3.4 K.6.1.1)
+MWL_FIND = "1.2.840.10008.5.1.4.31"
+
 UNCOMPRESSED: tuple[UID, ...] = (ExplicitVRLittleEndian, ImplicitVRLittleEndian, ExplicitVRBigEndian)
 
 #: every syntax the SCP accepts for storage. pynetdicom accepts, of the syntaxes a peer
@@ -79,7 +82,7 @@ def _context(abstract_syntax: str, syntaxes: Iterable[str], *, roles: bool = Fal
     return context
 
 
-def scp_contexts(*, query_retrieve: bool) -> list[PresentationContext]:
+def scp_contexts(*, query_retrieve: bool, worklist: bool = False) -> list[PresentationContext]:
     """What our SCP accepts: verification, all storage (with C-GET roles) and, with an archive, Q/R and
     Storage Commitment Push Model."""
     contexts = [_context(VERIFICATION, UNCOMPRESSED)]
@@ -89,6 +92,8 @@ def scp_contexts(*, query_retrieve: bool) -> list[PresentationContext]:
             contexts += [_context(uid, UNCOMPRESSED) for uid in models]
         # a requester may propose both roles, to take the report on this association if it stays open
         contexts.append(_context(PUSH_MODEL, UNCOMPRESSED, roles=True))
+    if worklist:
+        contexts.append(_context(MWL_FIND, UNCOMPRESSED))
     return contexts
 
 

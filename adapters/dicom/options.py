@@ -76,6 +76,10 @@ class DicomOptions(TlsSwitch):
             "only), or gives the instance to send when the message's file was moved into it (to; empty: never)."
         ),
     )
+    worklist: str = field(
+        default="",
+        metadata=_meta("Service whose worklist answers Modality Worklist C-FIND (from; empty: no worklist).", "from"),
+    )
     store_timeout: Duration = field(
         default=Duration(120.0),
         metadata=_meta(

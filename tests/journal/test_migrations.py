@@ -18,17 +18,19 @@ from profiles.dicom import collect_schema as dicom_collect_schema
 from profiles.dicom import commitment_schema as dicom_commitment_schema
 from profiles.dicom import schema as dicom_schema
 from profiles.empi import schema as empi_schema
+from profiles.worklist import schema as worklist_schema
 from profiles.xds.registry import schema as xds_schema
 from profiles.xds.repository import schema as xds_repository_schema
 from profiles.xdsi import schema as xdsi_schema
 
 #: the newest migration; every table of every module that adds to the one metadata
-HEAD = "0015"
+HEAD = "0016"
 assert empi_schema.patients.metadata is schema.metadata
 assert xds_schema.objects.metadata is schema.metadata
 assert xds_repository_schema.documents.metadata is schema.metadata
 assert dicom_schema.studies.metadata is schema.metadata
 assert xdsi_schema.manifests.metadata is schema.metadata
+assert worklist_schema.items.metadata is schema.metadata
 assert dicom_collect_schema.jobs.metadata is schema.metadata
 assert dicom_commitment_schema.commitments.metadata is schema.metadata
 assert etl_schema.checkpoints.metadata is schema.metadata
