@@ -33,7 +33,7 @@ from pynetdicom import AE, evt
 from adapters.dicom import network
 from adapters.dicom.commitment import CommitmentScp
 from adapters.dicom.contexts import scp_contexts
-from adapters.dicom.mwl import ModalityWorklist, WorklistApi, dispatching_find
+from adapters.dicom.mwl import ModalityWorklist, PerformedStepScp, WorklistApi, dispatching_find
 from adapters.dicom.options import DicomOptions
 from adapters.dicom.qr import QueryRetrieve
 from adapters.dicom.store import Receiver
@@ -106,6 +106,7 @@ class DicomConsumer(Consumer):
             handlers = [(e, h) for e, h in handlers if e is not evt.EVT_C_FIND]
             handlers.append((evt.EVT_C_FIND, dispatching_find(ModalityWorklist(self.route_id, self.worklist),
                                                               archive_find)))  # fmt: skip
+            handlers += PerformedStepScp(self.route_id, self.worklist).handlers()
         ae = self._application_entity()
 
         def bind() -> network.Server:

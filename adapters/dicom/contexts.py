@@ -34,8 +34,8 @@ from pynetdicom.presentation import PresentationContext, build_context
 
 from profiles.dicom.commitment import PUSH_MODEL
 
-#: Modality Worklist Information Model - FIND (PS3.4 K.6.1.1)
-MWL_FIND = "1.2.840.10008.5.1.4.31"
+#: Modality Worklist Information Model - FIND (PS3.4 K.6.1.1), Modality Performed Procedure Step (F.7.1)
+MWL_FIND, MPPS = "1.2.840.10008.5.1.4.31", "1.2.840.10008.3.1.2.3.3"
 
 UNCOMPRESSED: tuple[UID, ...] = (ExplicitVRLittleEndian, ImplicitVRLittleEndian, ExplicitVRBigEndian)
 
@@ -93,7 +93,7 @@ def scp_contexts(*, query_retrieve: bool, worklist: bool = False) -> list[Presen
         # a requester may propose both roles, to take the report on this association if it stays open
         contexts.append(_context(PUSH_MODEL, UNCOMPRESSED, roles=True))
     if worklist:
-        contexts.append(_context(MWL_FIND, UNCOMPRESSED))
+        contexts += [_context(MWL_FIND, UNCOMPRESSED), _context(MPPS, UNCOMPRESSED)]
     return contexts
 
 

@@ -1,4 +1,5 @@
-"""Modality Worklist C-FIND SCP (PS3.4 K.6.1, IHE RAD-5 Query Modality Worklist), answered from the worklist.
+"""Modality Worklist C-FIND SCP (PS3.4 K.6.1, IHE RAD-5) and Modality Performed Procedure Step SCP (PS3.4 F.7,
+RAD-6/RAD-7), answered from the worklist.
 
 Like the archive's C-FIND, a query is answered at once in the association's
 thread, not journaled: :class:`profiles.worklist.store.Worklist` matches the
@@ -14,6 +15,8 @@ from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
 from pydicom.dataset import Dataset
+from pydicom.uid import generate_uid
+from pynetdicom import evt
 from pynetdicom.events import Event
 
 from adapters.dicom.contexts import MWL_FIND
@@ -22,10 +25,18 @@ from esb.errors import DicomError
 log = logging.getLogger("esb.adapters.dicom")
 
 PENDING, CANCEL, SUCCESS = 0xFF00, 0xFE00, 0x0000
-IDENTIFIER_DOES_NOT_MATCH, UNABLE_TO_PROCESS = 0xA900, 0xC000
+IDENTIFIER_DOES_NOT_MATCH, UNABLE_TO_PROCESS, PROCESSING_FAILURE = 0xA900, 0xC000, 0x0110
+
+
+class PerformedApi(Protocol):
+    def create(self, sop_uid: str, attributes: Dataset) -> None: ...
+
+    def set(self, sop_uid: str, modification: Dataset) -> Dataset: ...
 
 
 class WorklistApi(Protocol):
+    performed: PerformedApi
+
     def find(self, identifier: Dataset) -> Iterator[Dataset]: ...
 
 
@@ -67,3 +78,45 @@ def dispatching_find(
         return other(event)
 
     return find
+
+
+class PerformedStepScp:
+    """N-CREATE / N-SET of Modality Performed Procedure Step; the worklist keeps them and updates its items."""
+
+    def __init__(self, route_id: str, worklist: Callable[[], WorklistApi]) -> None:
+        self.route_id, self.worklist = route_id, worklist
+
+    def create(self, event: Event) -> tuple[int, Dataset | None]:
+        request: Any = event.request
+        sop_uid = str(request.AffectedSOPInstanceUID or "") or str(generate_uid())
+        try:
+            self.worklist().performed.create(sop_uid, event.attribute_list)
+        except Exception as exc:
+            return self._refused("N-CREATE", exc), None
+        log.info("route %s: MPPS %s created", self.route_id, sop_uid)
+        if request.AffectedSOPInstanceUID:
+            return SUCCESS, None
+        made = Dataset()
+        made.AffectedSOPInstanceUID = sop_uid  # pynetdicom moves it into the response
+        return SUCCESS, made
+
+    def set(self, event: Event) -> tuple[int, Dataset | None]:
+        request: Any = event.request
+        sop_uid = str(request.RequestedSOPInstanceUID or "")
+        try:
+            updated = self.worklist().performed.set(sop_uid, event.modification_list)
+        except Exception as exc:
+            return self._refused("N-SET", exc), None
+        log.info("route %s: MPPS %s set %s", self.route_id, sop_uid, updated.get("PerformedProcedureStepStatus", ""))
+        return SUCCESS, updated
+
+    def _refused(self, what: str, exc: Exception) -> int:
+        if isinstance(exc, DicomError):
+            log.info("route %s: MPPS %s answered 0x%04X: %s", self.route_id, what, exc.status, exc.text)
+            return exc.status
+        log.error("route %s: MPPS %s failed: %s", self.route_id, what, type(exc).__name__)
+        log.debug("route %s: MPPS %s failure", self.route_id, what, exc_info=exc)
+        return PROCESSING_FAILURE
+
+    def handlers(self) -> list[tuple[Any, Callable[..., Any]]]:
+        return [(evt.EVT_N_CREATE, self.create), (evt.EVT_N_SET, self.set)]

@@ -47,3 +47,20 @@ items = Table(
     Index("ix_esb_worklist_items_patient", "patient_id"),
     Index("ix_esb_worklist_items_status", "status", "start_date"),
 )
+
+#: Performed Procedure Step Status (0040,0252)
+IN_PROGRESS, PERFORMED_COMPLETED, PERFORMED_DISCONTINUED = "IN PROGRESS", "COMPLETED", "DISCONTINUED"
+
+performed = Table(
+    "esb_worklist_performed",
+    metadata,
+    Column("sop_uid", String(64), primary_key=True),
+    Column("status", String(16), nullable=False),
+    Column("station_ae", String(16), nullable=False),
+    Column("modality", String(16), nullable=False),
+    Column("accession_numbers", String(200), nullable=False),  # backslash-separated, as DICOM lists them
+    Column("attributes", JSON, nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Column("updated_at", DateTime, nullable=False),
+    Index("ix_esb_worklist_performed_status", "status", "updated_at"),
+)

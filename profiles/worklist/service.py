@@ -5,8 +5,9 @@
   of its Scheduled Procedure Steps (:mod:`profiles.worklist.orders`). A
   message that cannot be used raises :class:`~esb.errors.Hl7Error`, which the
   ``mllp:`` consumer answers AE/AR with ERR; the journal keeps it.
-- The ``dicom:`` adapter answers Modality Worklist C-FIND (RAD-5) from the
-  service's ``worklist`` (option ``worklist`` of the listening route).
+- The ``dicom:`` adapter answers Modality Worklist C-FIND (RAD-5) and takes
+  Modality Performed Procedure Steps (RAD-6/RAD-7) with the service's
+  ``worklist`` (option ``worklist`` of the listening route).
 
 The worklist lives in the engine's database, so every node answers the same.
 """

@@ -27,6 +27,7 @@ from esb.errors import DicomError
 from profiles.dicom.attributes import norm_time, pn_key
 from profiles.dicom.matching import Kind, condition, query_values
 from profiles.worklist.orders import Order, Step
+from profiles.worklist.performed import PerformedSteps, with_status
 from profiles.worklist.schema import COMPLETED, DISCONTINUED, SCHEDULED, items
 
 #: top-level matching keys: keyword -> (column, kind)
@@ -88,6 +89,8 @@ class Worklist:
     def __init__(self, engine: Engine, clock: Any = lambda: dt.datetime.now(dt.UTC).replace(tzinfo=None)) -> None:
         self.engine = engine
         self.clock = clock
+        #: the MPPS side (RAD-6, RAD-7), whose statuses carry over to the items
+        self.performed = PerformedSteps(engine, clock)
 
     def apply(self, order: Order) -> int:
         """Write (NW, XO) or change the status of (CA, DC, SC) the order's steps; the rows touched."""
@@ -100,7 +103,7 @@ class Worklist:
                     row = conn.execute(select(items.c.attributes).where(key)).first()
                     if row is None:
                         continue  # a status for a step never scheduled here: nothing to show
-                    attributes = _with_status(row.attributes, order.status)
+                    attributes = with_status(row.attributes, order.status)
                     conn.execute(update(items).where(key).values(status=order.status, attributes=attributes,
                                                                   updated_at=now))  # fmt: skip
                     touched += 1
@@ -180,10 +183,3 @@ def _sequence(requested: Any, stored: Any) -> DicomSequence:
     if not stored:
         return DicomSequence([])
     return DicomSequence([answer(requested[0], stored[0], top=False)])
-
-
-def _with_status(attributes: dict[str, Any], status: str) -> dict[str, Any]:
-    ds = Dataset.from_json(attributes)
-    for sps in ds.get("ScheduledProcedureStepSequence", []):
-        sps.ScheduledProcedureStepStatus = status
-    return ds.to_json_dict()

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pynetdicom.presentation import build_context
@@ -19,6 +20,7 @@ from pynetdicom.presentation import build_context
 from esb.runtime.engine import Engine
 from esb.settings import PACKAGE_ROOT
 from profiles.worklist.orders import study_uid_for
+from profiles.worklist.schema import performed
 from tests.adapters.dicom.support import association, free_port, port_of
 from tests.dicom_support import dcmtk
 from tests.support import StartEngine
@@ -26,6 +28,7 @@ from tests.worklist.samples import omi, orm
 from tests.xds_e2e.harness import MllpClient, segment
 
 MWL_FIND = "1.2.840.10008.5.1.4.31"
+MPPS = "1.2.840.10008.3.1.2.3.3"
 
 
 @pytest.fixture
@@ -164,3 +167,64 @@ async def test_a_request_with_two_step_items_is_refused(engine: Engine) -> None:
             return [int(status.Status) for status, _ in assoc.send_c_find(identifier, MWL_FIND)]
 
     assert await asyncio.to_thread(statuses) == [0xA900]
+
+
+def mpps(engine: Engine, action: str, sop_uid: str | None, attributes: Dataset) -> tuple[int, str]:
+    """N-CREATE or N-SET of a Modality Performed Procedure Step; (status, error comment)."""
+    with association(port_of(engine, "dicom-in"), [build_context(MPPS)], calling="CT1") as assoc:
+        if action == "create":
+            status, _ = assoc.send_n_create(attributes, MPPS, sop_uid)
+        else:
+            status, _ = assoc.send_n_set(attributes, MPPS, sop_uid)
+        return int(status.Status), str(status.get("ErrorComment", "") or "")
+
+
+def in_progress(accession: str, sps_id: str) -> Dataset:
+    ds = Dataset()
+    ds.SpecificCharacterSet = "ISO_IR 192"
+    step = Dataset()
+    step.AccessionNumber, step.ScheduledProcedureStepID, step.StudyInstanceUID = accession, sps_id, study_uid_for(
+        accession)  # fmt: skip
+    ds.ScheduledStepAttributesSequence = [step]
+    ds.PerformedProcedureStepStatus = "IN PROGRESS"
+    ds.PerformedStationAETitle, ds.Modality, ds.PerformedProcedureStepID = "CT1", "CT", "PPS1"
+    ds.PerformedProcedureStepStartDate, ds.PerformedProcedureStepStartTime = "20261130", "093500"
+    return ds
+
+
+def status_of(engine: Engine, accession: str) -> list[str]:
+    found = query(engine, AccessionNumber=accession, ScheduledProcedureStepStatus="*")
+    return [str(ds.ScheduledProcedureStepSequence[0].ScheduledProcedureStepStatus) for ds in found]
+
+
+async def test_performed_procedure_steps_move_the_worklist_item_along(engine: Engine) -> None:
+    """RAD-6 N-CREATE IN PROGRESS, RAD-7 N-SET COMPLETED; refusals as PS3.4 F.7.2 statuses."""
+    assert segment(await asyncio.to_thread(send, engine, orm("m1", accession="M1")), "MSA")[1] == "AA"
+    sop_uid = "1.2.826.0.1.3680043.8.498.4242.1"
+    created = await asyncio.to_thread(mpps, engine, "create", sop_uid, in_progress("M1", "SPSM1"))
+    assert created[0] == 0x0000
+    assert await asyncio.to_thread(status_of, engine, "M1") == ["STARTED"]
+    again = await asyncio.to_thread(mpps, engine, "create", sop_uid, in_progress("M1", "SPSM1"))
+    assert again[0] == 0x0111  # duplicate SOP instance
+
+    done = Dataset()
+    done.PerformedProcedureStepStatus = "COMPLETED"
+    done.PerformedProcedureStepEndDate, done.PerformedProcedureStepEndTime = "20261130", "094500"
+    assert (await asyncio.to_thread(mpps, engine, "set", sop_uid, done))[0] == 0x0000
+    assert await asyncio.to_thread(status_of, engine, "M1") == ["COMPLETED"]
+    assert await asyncio.to_thread(query, engine, AccessionNumber="M1") == []  # off the to-do list
+    assert (await asyncio.to_thread(mpps, engine, "set", sop_uid, done))[0] == 0x0110  # final: no more updates
+    assert (await asyncio.to_thread(mpps, engine, "set", "1.2.3.999", done))[0] == 0x0112
+
+    # the SCP makes the UID up when the modality leaves it out; bad statuses are refused
+    assert (await asyncio.to_thread(mpps, engine, "create", None, in_progress("M9", "S9")))[0] == 0x0000
+    with engine.journal.engine.connect() as conn:
+        rows = conn.execute(sa.select(performed.c.sop_uid, performed.c.status, performed.c.accession_numbers)).all()
+    assert sorted((r.accession_numbers, r.status) for r in rows) == [("M1", "COMPLETED"), ("M9", "IN PROGRESS")]
+    assert all(r.sop_uid.startswith("1.2.") for r in rows)
+    wrong = in_progress("M1", "SPSM1")
+    wrong.PerformedProcedureStepStatus = "COMPLETED"
+    assert (await asyncio.to_thread(mpps, engine, "create", "1.2.3.1000", wrong))[0] == 0x0106
+    bare = in_progress("M1", "SPSM1")
+    del bare.ScheduledStepAttributesSequence
+    assert (await asyncio.to_thread(mpps, engine, "create", "1.2.3.1001", bare))[0] == 0x0120

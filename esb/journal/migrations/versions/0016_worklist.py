@@ -1,4 +1,4 @@
-"""Modality Worklist items (profiles/worklist/schema.py).
+"""Modality Worklist items and performed procedure steps (profiles/worklist/schema.py).
 
 Revision ID: 0016
 Revises: 0015
@@ -44,7 +44,21 @@ def upgrade() -> None:
     op.create_index("ix_esb_worklist_items_modality", "esb_worklist_items", ["modality", "start_date"])
     op.create_index("ix_esb_worklist_items_patient", "esb_worklist_items", ["patient_id"])
     op.create_index("ix_esb_worklist_items_status", "esb_worklist_items", ["status", "start_date"])
+    op.create_table(
+        "esb_worklist_performed",
+        sa.Column("sop_uid", sa.String(64), nullable=False),
+        sa.Column("status", sa.String(16), nullable=False),
+        sa.Column("station_ae", sa.String(16), nullable=False),
+        sa.Column("modality", sa.String(16), nullable=False),
+        sa.Column("accession_numbers", sa.String(200), nullable=False),
+        sa.Column("attributes", sa.JSON(), nullable=False),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.Column("updated_at", sa.DateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("sop_uid"),
+    )
+    op.create_index("ix_esb_worklist_performed_status", "esb_worklist_performed", ["status", "updated_at"])
 
 
 def downgrade() -> None:
+    op.drop_table("esb_worklist_performed")
     op.drop_table("esb_worklist_items")
