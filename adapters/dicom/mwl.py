@@ -21,6 +21,7 @@ from pynetdicom.events import Event
 
 from adapters.dicom.contexts import MWL_FIND
 from esb.errors import DicomError
+from profiles.dicom import audit
 
 log = logging.getLogger("esb.adapters.dicom")
 
@@ -51,6 +52,7 @@ class ModalityWorklist:
             except Exception as exc:
                 raise DicomError(f"the identifier cannot be read: {type(exc).__name__}",
                                  status=IDENTIFIER_DOES_NOT_MATCH) from None  # fmt: skip
+            audit.queried(event)  # ATNA Query (DICOM Query), as for the archive's C-FIND
             for match in self.worklist().find(identifier):
                 if event.is_cancelled:
                     yield CANCEL, None

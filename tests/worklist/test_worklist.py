@@ -17,6 +17,7 @@ from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pynetdicom.presentation import build_context
 
+import esb.audit as audit
 from esb.runtime.engine import Engine
 from esb.settings import PACKAGE_ROOT
 from profiles.worklist.orders import study_uid_for
@@ -84,9 +85,12 @@ async def test_orders_become_worklist_items_that_modalities_find(engine: Engine,
         ack = await asyncio.to_thread(send, engine, message)
         assert segment(ack, "MSA")[1] == "AA", ack
 
-    # by station AE title, as a modality asks for its own work
+    # by station AE title, as a modality asks for its own work (and the query is audited, ATNA DICOM Query)
+    audit.clear_captured()
     mine = await asyncio.to_thread(query, engine, ScheduledStationAETitle="CT1")
     assert steps(mine) == [("A1", "SPSA1")]
+    [queried] = [e for e in audit.captured() if e.event_id.code == "110112"]
+    assert queried.objects[0].object_id == MWL_FIND and b"CT1" in (queried.objects[0].query or b"")
     [item] = mine
     assert str(item.PatientName) == "WANG^XIAODONG=王^小东" and item.SpecificCharacterSet == "ISO_IR 192"
     assert item.StudyInstanceUID == study_uid_for("A1") and item.RequestedProcedureDescription == "CT Chest"
