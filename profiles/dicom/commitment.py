@@ -53,6 +53,9 @@ MAX_REFERENCES = 50_000
 MAX_ATTEMPTS = 30
 FIRST_DELAY, MAX_DELAY = 5.0, 3600.0
 LOOKUP_CHUNK = 500
+#: reports claimed per tick, and for how long: longer than sending them all takes at the
+#: report timeout (``commitment_report.TIMEOUT``), so no other node takes one still being sent
+CLAIM_LIMIT, CLAIM_LEASE = 10, 300.0
 
 
 @dataclass(frozen=True)
@@ -166,7 +169,7 @@ class Commitments:
             )  # fmt: skip
         return row_id
 
-    def claim(self, now: dt.datetime, *, limit: int = 20, lease: float = 300.0) -> list[Due]:
+    def claim(self, now: dt.datetime, *, limit: int = CLAIM_LIMIT, lease: float = CLAIM_LEASE) -> list[Due]:
         """Requests whose report is due and that no other node holds, taken for ``lease`` seconds."""
         at = _naive(now)
         free = or_(commitments.c.lease_until.is_(None), commitments.c.lease_until < at)

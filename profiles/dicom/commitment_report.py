@@ -24,6 +24,9 @@ from profiles.dicom.qrscu import nodelay
 
 log = logging.getLogger("esb.dicom.commitment")
 
+#: seconds for each of association, response and network waits of one report (CLAIM_LIMIT of them fit the lease)
+TIMEOUT = 10.0
+
 
 @dataclass(frozen=True)
 class Reported:
@@ -37,7 +40,7 @@ class Reported:
 
 
 def send_report(
-    remote: RemoteAe, local_ae: str, event_type: int, information: Dataset, *, timeout: float = 30.0
+    remote: RemoteAe, local_ae: str, event_type: int, information: Dataset, *, timeout: float = TIMEOUT
 ) -> None:
     """One N-EVENT-REPORT on a fresh association; :class:`DicomError` when the requester did not take it."""
     ae = AE(ae_title=local_ae)

@@ -216,3 +216,11 @@ async def test_bad_requests_get_failure_statuses_and_nothing_is_recorded(engine:
     assert answers == [0x0110, 0x0123, 0x0112, 0x0120, 0x0120, 0x0106]
     with running.journal.engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(commitments)).scalar_one() == 0
+
+
+def test_a_claim_outlasts_sending_every_report_it_took() -> None:
+    """Each report may wait TIMEOUT for the association, the response and the network; a tick's claims all
+    fit in the lease, so no other node takes a report this one is still sending (and sends it twice)."""
+    from profiles.dicom import commitment, commitment_report
+
+    assert commitment.CLAIM_LIMIT * 3 * commitment_report.TIMEOUT <= commitment.CLAIM_LEASE
