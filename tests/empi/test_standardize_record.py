@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from profiles.empi.model import Address, PatientRecord, PersonName
@@ -136,6 +136,9 @@ def records(draw: st.DrawFn) -> PatientRecord:
 
 @settings(database=None, max_examples=300, deadline=None)
 @given(records())
+# a spacing accent next to hanzi: NFKC makes it a space and a combining accent, which joins the letter once
+# the space is gone (found by this test in CI)
+@example(PatientRecord(names=(PersonName("張", "A\u00b4\U00020000"),)))
 def test_standardizing_twice_changes_nothing(record: PatientRecord) -> None:
     once = standardize(record, today=TODAY)
     twice = standardize(once, today=TODAY)

@@ -61,7 +61,9 @@ def clean(text: str) -> str:
     """
     text = unicodedata.normalize("NFKC", text).strip()
     if has_hanzi(text):
-        return _SPACE.sub("", text).translate(_DOTS)
+        # composed again once the spaces are out: NFKC turns a spacing accent (U+00B4) into a space and a
+        # combining one, which then joins the letter before it; cleaning twice must change nothing
+        return unicodedata.normalize("NFC", _SPACE.sub("", text).translate(_DOTS))
     return _SPACE.sub(" ", text)
 
 
