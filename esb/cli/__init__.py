@@ -25,6 +25,7 @@ from esb.cli import (  # noqa: F401  (registers commands)
     routes,
     testing,
     users,
+    worklist,
     xds,
 )
 from esb.cli.common import main_group

@@ -7,17 +7,20 @@ The RIS is a real MLLP connection to hl7-in; the modality is dcmtk's
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from click.testing import CliRunner
 from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pynetdicom.presentation import build_context
 
 import esb.audit as audit
+from esb.cli import main_group
 from esb.runtime.engine import Engine
 from esb.settings import PACKAGE_ROOT
 from profiles.worklist.orders import study_uid_for
@@ -232,3 +235,12 @@ async def test_performed_procedure_steps_move_the_worklist_item_along(engine: En
     bare = in_progress("M1", "SPSM1")
     del bare.ScheduledStepAttributesSequence
     assert (await asyncio.to_thread(mpps, engine, "create", "1.2.3.1001", bare))[0] == 0x0120
+
+    # what an administrator sees
+    cli = CliRunner(env={"ESB_DB_URL": engine.settings.db_url, "ESB_CONFIG": None})
+    listed = cli.invoke(main_group, ["--json", "worklist", "items", "--status", "COMPLETED"], catch_exceptions=False)
+    assert listed.exit_code == 0, listed.output
+    assert [(r["accession_number"], r["station_ae"]) for r in json.loads(listed.stdout)] == [("M1", "CT1")]
+    steps_done = cli.invoke(main_group, ["--json", "worklist", "performed"], catch_exceptions=False)
+    assert steps_done.exit_code == 0, steps_done.output
+    assert sorted(r["status"] for r in json.loads(steps_done.stdout)) == ["COMPLETED", "IN PROGRESS"]
