@@ -6,9 +6,13 @@ written only after the outcome says the engine holds it: journaled
 (``accepted``), run (``processed``, ``filtered``, ``failed`` with a message
 id) or already held (``duplicate``). A message the engine did not take
 (``failed`` without a message id: the engine is stopping, the journal is
-down) is NACKed after a pause, so the broker hands it out again; the pause
-grows like the reconnect backoff, so a journal outage does not become a
-redelivery storm.
+down) is handed back after a pause, so the broker hands it out again; the
+pause grows like the reconnect backoff, so a journal outage does not become a
+redelivery storm. On RabbitMQ it is NACKed (requeued). Anywhere else the
+connection is closed and opened again instead: ActiveMQ moves a NACKed
+message to ``ActiveMQ.DLQ`` at once unless the broker has a redelivery plugin
+(seen with ActiveMQ 5.17), while every broker hands the unacknowledged
+messages of a closed connection out again.
 
 When the connection drops, unacknowledged messages go back to the broker's
 queue and come again after we reconnect (with backoff, over the failover
@@ -61,6 +65,8 @@ def dedup_key(headers: dict[str, str], header: str, broker: str) -> str | None:
 def to_exchange(message: Received, options: StompOptions, broker: str) -> Exchange:
     """Frame headers become ``stomp-NAME`` headers; content-type and its charset are kept as such too."""
     headers = {f"stomp-{name}": value for name, value in message.headers.items() if name not in SKIPPED}
+    # RabbitMQ says redelivered:false on a first delivery, ActiveMQ says nothing: the same to a route
+    headers.setdefault("stomp-redelivered", "false")
     content_type = message.headers.get("content-type")
     if content_type:
         headers["content-type"] = content_type
@@ -82,10 +88,13 @@ class StompConsumer(Consumer):
         self.shutdown_timeout = shutdown_timeout
         self.subscription = options.subscription or f"esb-{route_id}"
         self.client_id = options.client_id or f"esb-{route_id}"
-        #: counters for tests and metrics: messages ACKed, NACKed, and connections made
+        #: counters for tests and metrics: messages ACKed, handed back (of them NACKed), and connections made
         self.acked = 0
+        self.handed_back = 0
         self.nacked = 0
         self.connections = 0
+        #: the link was closed on purpose, to hand its unacknowledged messages back (not a lost connection)
+        self._handing_back = False
         self.link: Link | None = None
         self._stopping = asyncio.Event()
         self._slots = asyncio.Semaphore(options.prefetch)
@@ -155,7 +164,12 @@ class StompConsumer(Consumer):
                     waiting.cancel()
             if self._stopping.is_set():
                 return
-            log.warning("route %s: lost the connection to %s; reconnecting", self.route_id, self.options.where)
+            if self._handing_back:
+                log.info("route %s: reconnecting to %s, so the broker hands the messages not taken out again",
+                         self.route_id, self.options.where)  # fmt: skip
+                self._handing_back = False
+            else:
+                log.warning("route %s: lost the connection to %s; reconnecting", self.route_id, self.options.where)
             await link.close()
             failures = 1
             await self._sleep(self._backoff(failures))
@@ -220,11 +234,19 @@ class StompConsumer(Consumer):
             return Outcome(None, "failed", error=exc)
 
     async def _give_back(self, link: Link, ack_id: str, outcome: Outcome) -> None:
-        """The engine does not hold it: NACK after a pause, so the broker redelivers it later."""
+        """The engine does not hold it: after a pause, hand it back so the broker redelivers it later."""
         self._refusals += 1
         if not self._stopping.is_set():  # while stopping, every message in flight comes here: no noise
             log.warning("route %s: a message was not taken (%s); handing it back to the broker",
                         self.route_id, type(outcome.error).__name__)  # fmt: skip
             await self._sleep(self._backoff(self._refusals))
-        if await link.nack(ack_id):
-            self.nacked += 1
+        if link.broker == "rabbitmq":
+            if await link.nack(ack_id):
+                self.nacked += 1
+                self.handed_back += 1
+            return
+        # Not NACKed (see the module doc): left unacknowledged on a connection that is closed now.
+        if not link.closed.is_set():
+            self._handing_back = True
+            await link.close()
+        self.handed_back += 1

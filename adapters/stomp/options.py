@@ -63,7 +63,7 @@ class StompOptions:
         default=Duration(1.0),
         metadata=_meta(
             "First pause before connecting again after the broker went away, doubled per failure up to "
-            "reconnect_max; also the first pause before a message the engine did not take is handed back (NACK)."
+            "reconnect_max; also the first pause before a message the engine did not take is handed back."
         ),
     )
     reconnect_max: Duration = field(default=Duration(30.0), metadata=_meta("Longest pause between reconnections."))

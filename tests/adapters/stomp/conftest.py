@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from tests.adapters.stomp.activemq import activemq  # noqa: F401  (a real ActiveMQ, for test_activemq.py)
 from tests.adapters.stomp.support import Broker, Client, delete_queues, require_broker, unique
 
 

@@ -258,3 +258,22 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def lose_the_first_ack(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Make the first ACK of the test never reach the broker (the connection drops before it leaves);
+    the returned list gets that ACK's id."""
+    from adapters.stomp.connection import Link
+
+    real_ack = Link.ack
+    dropped: list[str] = []
+
+    async def ack_lost(link: Link, ack_id: str) -> bool:
+        if not dropped:
+            dropped.append(ack_id)
+            await link.close(grace=0)  # as if the network died before the ACK left
+            return False
+        return await real_ack(link, ack_id)
+
+    monkeypatch.setattr(Link, "ack", ack_lost)
+    return dropped
