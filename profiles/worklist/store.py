@@ -22,6 +22,7 @@ from typing import Any
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence as DicomSequence
 from sqlalchemy import ColumnElement, Engine, and_, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from esb.errors import DicomError
 from profiles.dicom.attributes import norm_time, pn_key
@@ -110,7 +111,11 @@ class Worklist:
                     continue
                 values = self._columns(order, step, SCHEDULED, now)
                 if conn.execute(update(items).where(key).values(**values)).rowcount == 0:
-                    conn.execute(insert(items).values(**values, created_at=now))
+                    try:
+                        with conn.begin_nested():
+                            conn.execute(insert(items).values(**values, created_at=now))
+                    except IntegrityError:  # another node inserted the same step meanwhile: this one is newer
+                        conn.execute(update(items).where(key).values(**values))
                 touched += 1
         return touched
 
