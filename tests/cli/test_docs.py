@@ -63,3 +63,11 @@ def test_unknown_scheme_is_exit_1_with_a_suggestion(cli: Cli) -> None:
     assert result.stderr.strip() == "esb: no adapter for scheme 'sedaa' (did you mean 'seda'?)"
     result = cli("docs", "zzz")
     assert result.exit_code == 1 and "no adapter for scheme 'zzz' (known: " in result.stderr
+
+
+def test_docs_adapters_md_is_what_esb_docs_prints(cli: Cli) -> None:
+    """docs/adapters.md is generated (`esb docs --markdown > docs/adapters.md`): it must not drift from the code."""
+    from esb.settings import PACKAGE_ROOT
+
+    shipped = (PACKAGE_ROOT / "docs" / "adapters.md").read_text(encoding="utf-8")
+    assert cli("docs", "--markdown").stdout == shipped, "run: esb docs --markdown > docs/adapters.md"
