@@ -11,7 +11,7 @@ step items, an unreadable identifier) is answered 0xA900; a database failure
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol
 
 from pydicom.dataset import Dataset
@@ -20,7 +20,9 @@ from pynetdicom import evt
 from pynetdicom.events import Event
 
 from adapters.dicom.contexts import MWL_FIND
+from adapters.dicom.qr import granted_scope
 from esb.errors import DicomError
+from esb.security.users import Scope
 from profiles.dicom import audit
 
 log = logging.getLogger("esb.adapters.dicom")
@@ -38,7 +40,7 @@ class PerformedApi(Protocol):
 class WorklistApi(Protocol):
     performed: PerformedApi
 
-    def find(self, identifier: Dataset) -> Iterator[Dataset]: ...
+    def find(self, identifier: Dataset, *, scope: Sequence[Scope] | None = None) -> Iterator[Dataset]: ...
 
 
 class ModalityWorklist:
@@ -53,7 +55,9 @@ class ModalityWorklist:
                 raise DicomError(f"the identifier cannot be read: {type(exc).__name__}",
                                  status=IDENTIFIER_DOES_NOT_MATCH) from None  # fmt: skip
             audit.queried(event)  # ATNA Query (DICOM Query), as for the archive's C-FIND
-            for match in self.worklist().find(identifier):
+            worklist = self.worklist()
+            scope = granted_scope(event, "dicom.query", worklist)  # as for the archive's C-FIND (A2.6)
+            for match in worklist.find(identifier, **scope):
                 if event.is_cancelled:
                     yield CANCEL, None
                     return

@@ -116,23 +116,8 @@ class QueryRetrieve:
             yield UNABLE_TO_PROCESS, None
 
     def scope(self, event: Event, permission: str, archive: ArchiveApi) -> dict[str, Any]:
-        """The archive call's ``scope`` keyword for the caller (none: every study), or DicomError 0x0124.
-
-        The caller is the system user of the association's TLS certificate, else anonymous
-        (:func:`esb.authz.authorize_caller`); the users are those of the archive's database.
-        """
-        socket = getattr(getattr(event.assoc.dul, "socket", None), "socket", None)
-        identity = identity_of(socket) if isinstance(socket, ssl.SSLSocket) else None
-        caller = Caller(
-            tls_subject=identity.subject if identity else None,
-            tls_fingerprint=identity.fingerprint if identity else None,
-            peer_host=str(event.assoc.requestor.address or ""),
-        )
-        try:
-            granted = authorize_caller(caller, permission, directory_of(archive))
-        except PermissionDeniedError as exc:
-            raise DicomError(f"access denied: {exc}", status=NOT_AUTHORIZED) from None
-        return {} if granted.scopes is None else {"scope": granted.scopes}
+        """The archive call's ``scope`` keyword for the caller (none: every study), or DicomError 0x0124."""
+        return granted_scope(event, permission, archive)
 
     def _select(self, event: Event, models: dict[str, str]) -> list[InstanceRef]:
         try:
@@ -229,3 +214,24 @@ class QueryRetrieve:
 
 def _verification() -> PresentationContext:
     return build_context(VERIFICATION)
+
+
+def granted_scope(event: Event, permission: str, holder: object) -> dict[str, Any]:
+    """``{"scope": ...}`` for a scoped grant of the association's caller, ``{}`` for all, or DicomError 0x0124.
+
+    The caller is the system user of the association's TLS certificate, else anonymous
+    (:func:`esb.authz.authorize_caller`); the users are those of ``holder``'s database
+    (the archive's, the worklist's: the engine's).
+    """
+    socket = getattr(getattr(event.assoc.dul, "socket", None), "socket", None)
+    identity = identity_of(socket) if isinstance(socket, ssl.SSLSocket) else None
+    caller = Caller(
+        tls_subject=identity.subject if identity else None,
+        tls_fingerprint=identity.fingerprint if identity else None,
+        peer_host=str(event.assoc.requestor.address or ""),
+    )
+    try:
+        granted = authorize_caller(caller, permission, directory_of(holder))
+    except PermissionDeniedError as exc:
+        raise DicomError(f"access denied: {exc}", status=NOT_AUTHORIZED) from None
+    return {} if granted.scopes is None else {"scope": granted.scopes}

@@ -16,15 +16,16 @@ do. Every answer is UTF-8 (Specific Character Set ``ISO_IR 192``).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence as DicomSequence
-from sqlalchemy import ColumnElement, Engine, and_, insert, select, update
+from sqlalchemy import ColumnElement, Engine, and_, false, insert, or_, select, true, update
 from sqlalchemy.exc import IntegrityError
 
 from esb.errors import DicomError
+from esb.security.users import Scope
 from profiles.dicom.attributes import norm_time, pn_key
 from profiles.dicom.matching import Kind, condition, query_values
 from profiles.worklist.orders import Order, Step
@@ -133,9 +134,15 @@ class Worklist:
             "attributes": item_dataset(order, step, status).to_json_dict(), "updated_at": now,
         }  # fmt: skip
 
-    def find(self, identifier: Dataset) -> Iterator[Dataset]:
-        """One answer per matching item, with the request's return keys (PS3.4 K.6.1.2)."""
+    def find(self, identifier: Dataset, *, scope: Sequence[Scope] | None = None) -> Iterator[Dataset]:
+        """One answer per matching item, with the request's return keys (PS3.4 K.6.1.2).
+
+        ``scope`` (a scoped grant, :func:`esb.authz.authorize_caller`): only items of an allowed
+        modality. Worklist items carry no department, so a scope that names departments allows none.
+        """
         conditions = self._conditions(identifier)
+        if scope is not None:
+            conditions.append(_in_scope(scope))
         query = select(items.c.attributes).where(*conditions).order_by(items.c.start_date, items.c.start_time)
         with self.engine.connect() as conn:
             rows = conn.execute(query.limit(MAX_MATCHES)).all()
@@ -188,3 +195,12 @@ def _sequence(requested: Any, stored: Any) -> DicomSequence:
     if not stored:
         return DicomSequence([])
     return DicomSequence([answer(requested[0], stored[0], top=False)])
+
+
+def _in_scope(scopes: Sequence[Scope]) -> ColumnElement[bool]:
+    alternatives: list[ColumnElement[bool]] = []
+    for scope in scopes:
+        if scope.departments:
+            continue  # no department on a worklist item: nothing it could be checked against
+        alternatives.append(items.c.modality.in_(sorted(scope.modalities)) if scope.modalities else true())
+    return or_(*alternatives) if alternatives else false()
