@@ -5,20 +5,17 @@ to modalities sees only their items."""
 from __future__ import annotations
 
 import asyncio
-import shutil
 from pathlib import Path
 
 import pytest
 
 from esb.runtime.engine import Engine
 from esb.security.users import Scope, directory
-from esb.settings import PACKAGE_ROOT
-from tests.adapters.dicom.support import free_port
 from tests.security import users_support
 from tests.security.users_support import UsersDb, refusals
 from tests.support import StartEngine
 from tests.worklist.samples import omi, orm
-from tests.worklist.test_worklist import query, send, steps
+from tests.worklist.test_worklist import query, send, start_shipped, steps
 from tests.xds_e2e.harness import segment
 
 #: shared fixtures (the users database as tests/security has it)
@@ -33,14 +30,7 @@ async def engine(
     users_db.store.add_user("admin")  # users are configured from now on: callers need grants
     users_db.store.save_role("admin", ["*"])
     users_db.store.grant("admin", "admin")
-    monkeypatch.setenv("ESB_DICOM_PORT", "0")
-    monkeypatch.setenv("ESB_MLLP_PORT", str(free_port()))
-    monkeypatch.setenv("ESB_LISTEN_HOST", "127.0.0.1")
-    monkeypatch.setenv("ESB_EMPI_LISTENERS", str(tmp_path / "no-listeners.yaml"))
-    (tmp_path / "routes").mkdir()
-    for name in ("dicom-in", "hl7-in"):
-        shutil.copy(PACKAGE_ROOT / "routes" / f"{name}.yaml", tmp_path / "routes")
-    return await start_engine(db_url=users_db.url)
+    return await start_shipped(users_db.url, tmp_path, start_engine, monkeypatch)
 
 
 async def test_an_anonymous_modality_needs_the_grant_and_a_scoped_one_sees_its_modalities(

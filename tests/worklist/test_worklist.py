@@ -35,8 +35,8 @@ MWL_FIND = "1.2.840.10008.5.1.4.31"
 MPPS = "1.2.840.10008.3.1.2.3.3"
 
 
-@pytest.fixture
-async def engine(db_url: str, tmp_path: Path, start_engine: StartEngine, monkeypatch: pytest.MonkeyPatch) -> Engine:
+async def start_shipped(db_url: str, tmp_path: Path, start_engine: StartEngine, monkeypatch: pytest.MonkeyPatch) -> Engine:
+    """The shipped hl7-in and dicom-in routes on free ports."""
     monkeypatch.setenv("ESB_DICOM_PORT", "0")
     monkeypatch.setenv("ESB_MLLP_PORT", str(free_port()))
     monkeypatch.setenv("ESB_LISTEN_HOST", "127.0.0.1")
@@ -45,6 +45,11 @@ async def engine(db_url: str, tmp_path: Path, start_engine: StartEngine, monkeyp
     for name in ("dicom-in", "hl7-in"):
         shutil.copy(PACKAGE_ROOT / "routes" / f"{name}.yaml", tmp_path / "routes")
     return await start_engine(db_url=db_url)
+
+
+@pytest.fixture
+async def engine(db_url: str, tmp_path: Path, start_engine: StartEngine, monkeypatch: pytest.MonkeyPatch) -> Engine:
+    return await start_shipped(db_url, tmp_path, start_engine, monkeypatch)
 
 
 def send(engine: Engine, message: str) -> list[list[str]]:
