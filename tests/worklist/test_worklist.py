@@ -35,7 +35,9 @@ MWL_FIND = "1.2.840.10008.5.1.4.31"
 MPPS = "1.2.840.10008.3.1.2.3.3"
 
 
-async def start_shipped(db_url: str, tmp_path: Path, start_engine: StartEngine, monkeypatch: pytest.MonkeyPatch) -> Engine:
+async def start_shipped(
+    db_url: str, tmp_path: Path, start_engine: StartEngine, monkeypatch: pytest.MonkeyPatch
+) -> Engine:
     """The shipped hl7-in and dicom-in routes on free ports."""
     monkeypatch.setenv("ESB_DICOM_PORT", "0")
     monkeypatch.setenv("ESB_MLLP_PORT", str(free_port()))
