@@ -234,6 +234,33 @@ def _check(path: Path, instance: InstanceRef) -> None:
 # -- KOS: what a hospital in on-demand mode sends ---------------------------------------------------------
 
 #: patient and study attributes of the KOS copied into each instance's index header
+#: the modality a KOS's referenced SOP class stands for. A KOS names SOP classes, not modalities, and
+#: neither pydicom nor pynetdicom maps one to the other: the common image storage classes, by hand.
+MODALITY_OF_CLASS = {
+    "1.2.840.10008.5.1.4.1.1.1": "CR",
+    "1.2.840.10008.5.1.4.1.1.1.1": "DX",
+    "1.2.840.10008.5.1.4.1.1.1.1.1": "DX",
+    "1.2.840.10008.5.1.4.1.1.1.2": "MG",
+    "1.2.840.10008.5.1.4.1.1.1.2.1": "MG",
+    "1.2.840.10008.5.1.4.1.1.1.3": "IO",
+    "1.2.840.10008.5.1.4.1.1.2": "CT",
+    "1.2.840.10008.5.1.4.1.1.2.1": "CT",
+    "1.2.840.10008.5.1.4.1.1.4": "MR",
+    "1.2.840.10008.5.1.4.1.1.4.1": "MR",
+    "1.2.840.10008.5.1.4.1.1.6.1": "US",
+    "1.2.840.10008.5.1.4.1.1.3.1": "US",
+    "1.2.840.10008.5.1.4.1.1.12.1": "XA",
+    "1.2.840.10008.5.1.4.1.1.12.2": "RF",
+    "1.2.840.10008.5.1.4.1.1.20": "NM",
+    "1.2.840.10008.5.1.4.1.1.128": "PT",
+    "1.2.840.10008.5.1.4.1.1.130": "PT",
+    "1.2.840.10008.5.1.4.1.1.481.1": "RTIMAGE",
+    "1.2.840.10008.5.1.4.1.1.77.1.4": "XC",
+    "1.2.840.10008.5.1.4.1.1.77.1.2": "SM",
+    "1.2.840.10008.5.1.4.1.1.7": "OT",
+    "1.2.840.10008.5.1.4.1.1.104.1": "DOC",
+    "1.2.840.10008.5.1.4.1.1.88.59": "KO",
+}
 COPIED = (
     "SpecificCharacterSet", "PatientName", "PatientID", "IssuerOfPatientID", "PatientBirthDate", "PatientSex",
     "StudyDate", "StudyTime", "AccessionNumber", "ReferringPhysicianName", "StudyID", "StudyDescription",
@@ -288,6 +315,9 @@ def read_kos(kos: Dataset, remotes: Mapping[str, RemoteAe], default_source: str 
                 header.SeriesInstanceUID = series_uid
                 header.SOPInstanceUID = str(ref.ReferencedSOPInstanceUID)
                 header.SOPClassUID = str(ref.ReferencedSOPClassUID)
+                modality = MODALITY_OF_CLASS.get(header.SOPClassUID)
+                if modality:  # until the image itself is fetched, ModalitiesInStudy has something to show
+                    header.Modality = modality
                 study.headers.setdefault(source, []).append(header)
         studies.append(study)
     if not studies:

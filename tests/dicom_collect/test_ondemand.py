@@ -101,8 +101,9 @@ def test_a_kos_indexes_the_remote_study_and_opening_fetches_caches_and_expires(
     assert {r.sop_instance_uid for r in refs} == study.sop_uids
     assert all(r.storage_key is None and r.size == 0 for r in refs)
     found = list(archive.find("STUDY", identifier("STUDY", StudyInstanceUID=study.uid, PatientID="", StudyDate="",
-                                                    AccessionNumber="")))  # fmt: skip
+                                                    AccessionNumber="", ModalitiesInStudy="")))  # fmt: skip
     assert [(f.PatientID, f.StudyDate, f.AccessionNumber) for f in found] == [("P0001", f"{year}0101", "A1")]
+    assert found[0].ModalitiesInStudy == "CT"  # from the SOP classes the KOS names, before any fetch
     by_uid = {str(dcmread(p, stop_before_pixels=True).SOPInstanceUID): p for p in study.files}
     # opening an instance fetches it from Orthanc (WADO-RS: the remote has a DICOMweb root) and keeps it
     with archive.open(refs[0]) as stream:
