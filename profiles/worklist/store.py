@@ -87,6 +87,21 @@ def item_dataset(order: Order, step: Step, status: str) -> Dataset:
     return ds
 
 
+def row_values(order: Order, step: Step, status: str, now: dt.datetime) -> dict[str, Any]:
+    """The table row of one step (without ``created_at``), as an order writes it."""
+    return {
+        "accession_number": step.accession_number, "sps_id": step.sps_id,
+        "requested_procedure_id": step.requested_procedure_id, "study_uid": step.study_uid,
+        "patient_id": order.patient.patient_id, "issuer": order.patient.issuer,
+        "patient_name": order.patient.name, "patient_name_key": pn_key(order.patient.name),
+        "modality": step.modality, "station_ae": step.station_ae, "start_date": step.start_date,
+        "start_time": norm_time(step.start_time) if step.start_time else "",
+        "performing_physician": pn_key(step.performing_physician), "status": status,
+        "placer_order": order.placer_order, "filler_order": order.filler_order,
+        "attributes": item_dataset(order, step, status).to_json_dict(), "updated_at": now,
+    }  # fmt: skip
+
+
 class Worklist:
     def __init__(self, engine: Engine, clock: Any = lambda: dt.datetime.now(dt.UTC).replace(tzinfo=None)) -> None:
         self.engine = engine
@@ -110,7 +125,7 @@ class Worklist:
                                                                   updated_at=now))  # fmt: skip
                     touched += 1
                     continue
-                values = self._columns(order, step, SCHEDULED, now)
+                values = row_values(order, step, SCHEDULED, now)
                 if conn.execute(update(items).where(key).values(**values)).rowcount == 0:
                     try:
                         with conn.begin_nested():
@@ -119,20 +134,6 @@ class Worklist:
                         conn.execute(update(items).where(key).values(**values))
                 touched += 1
         return touched
-
-    @staticmethod
-    def _columns(order: Order, step: Step, status: str, now: dt.datetime) -> dict[str, Any]:
-        return {
-            "accession_number": step.accession_number, "sps_id": step.sps_id,
-            "requested_procedure_id": step.requested_procedure_id, "study_uid": step.study_uid,
-            "patient_id": order.patient.patient_id, "issuer": order.patient.issuer,
-            "patient_name": order.patient.name, "patient_name_key": pn_key(order.patient.name),
-            "modality": step.modality, "station_ae": step.station_ae, "start_date": step.start_date,
-            "start_time": norm_time(step.start_time) if step.start_time else "",
-            "performing_physician": pn_key(step.performing_physician), "status": status,
-            "placer_order": order.placer_order, "filler_order": order.filler_order,
-            "attributes": item_dataset(order, step, status).to_json_dict(), "updated_at": now,
-        }  # fmt: skip
 
     def find(self, identifier: Dataset, *, scope: Sequence[Scope] | None = None) -> Iterator[Dataset]:
         """One answer per matching item, with the request's return keys (PS3.4 K.6.1.2).
