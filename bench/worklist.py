@@ -91,7 +91,7 @@ def _queries(orders: list[Order], per_kind: int) -> dict[str, list[dict[str, Any
         ],  # fmt: skip
         "patient_id": [{"PatientID": o.patient.patient_id} for o in picked],
         "accession": [{"AccessionNumber": o.steps[0].accession_number} for o in picked],
-        "name_prefix": [{"PatientName": o.patient.name.split("^")[0] + "^G0*"} for o in picked],
+        "name_prefix": [{"PatientName": o.patient.name.split("^")[0] + "^G00*"} for o in picked],
     }
 
 
