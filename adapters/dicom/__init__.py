@@ -67,9 +67,13 @@ class DicomAdapter(Adapter):
                     found.append(f"dicom: option 'archive': {exc}")
         if options.worklist:
             try:
-                self.context.service(options.worklist)
+                service = self.context.service(options.worklist)
             except ComponentError as exc:
                 found.append(f"dicom: option 'worklist': {exc}")
+            else:
+                if not hasattr(type(service), "worklist"):
+                    found.append(f"dicom: option 'worklist': service '{options.worklist}' keeps no worklist "
+                                 "(the Modality Worklist is service 'worklist')")  # fmt: skip
         return found
 
     def _worklist(self, name: str) -> Any:

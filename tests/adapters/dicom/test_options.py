@@ -75,6 +75,8 @@ def test_lint_reports_bad_combinations(tmp_path: Path, make_settings: Callable[.
         "g": "dicom://127.0.0.1:0?archive=&certfile=/nowhere.pem",
         "h": "dicom://127.0.0.1:0?archive=&calling_ae=ESB",
         "i": "dicom://:11114?archive=",
+        "j": "dicom://127.0.0.1:0?archive=&worklist=no-such-worklist",
+        "k": "dicom://127.0.0.1:0?archive=&worklist=dicom-archive",
     }
     problems = lint_problems(tmp_path, make_settings(), sources, to="dicom://PACS@127.0.0.1:0?calling_aes=X")
     text = "\n".join(problems)
@@ -82,6 +84,8 @@ def test_lint_reports_bad_combinations(tmp_path: Path, make_settings: Callable[.
     # reuse_port shares a port between engine processes, not between the routes of one engine
     assert "'dicom://0.0.0.0:11113?archive=&reuse_port=true' listens where route 'c' already does" in text
     assert "dicom: option 'archive': no service named 'no-such-archive'" in text
+    assert "dicom: option 'worklist': no service named 'no-such-worklist'" in text
+    assert "dicom: option 'worklist': service 'dicom-archive' keeps no worklist" in text
     assert "tls=true needs option 'certfile'" in text
     assert "option 'certfile' needs tls=true" in text and "no such file '/nowhere.pem'" in text
     assert "option 'calling_ae' applies to 'to' endpoints only" in text
