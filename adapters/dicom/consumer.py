@@ -96,17 +96,18 @@ class DicomConsumer(Consumer):
         if self.ssl_context is not None:
             handlers.append((evt.EVT_CONN_CLOSE, self._forget))
         handlers.append((evt.EVT_CONN_CLOSE, audit.closed(self.receiver.transfers)))
+        find: Callable[..., Any] | None = None  # pynetdicom takes one C-FIND handler: archive and worklist share it
         if self.archive is not None:
             association = {"max_pdu": o.max_pdu, "evt_handlers": [network.NODELAY_HANDLER]}
             qr = QueryRetrieve(self.route_id, self.archive, self.remote_aes, self.ae_title, association)
-            handlers += qr.handlers()
+            find = qr.find
+            handlers += [(evt.EVT_C_MOVE, qr.move), (evt.EVT_C_GET, qr.get)]
             handlers += CommitmentScp(self.route_id, self.archive, qr.destination).handlers()
         if self.worklist is not None:
-            archive_find = next((h for e, h in handlers if e is evt.EVT_C_FIND), None)
-            handlers = [(e, h) for e, h in handlers if e is not evt.EVT_C_FIND]
-            handlers.append((evt.EVT_C_FIND, dispatching_find(ModalityWorklist(self.route_id, self.worklist),
-                                                              archive_find)))  # fmt: skip
+            find = dispatching_find(ModalityWorklist(self.route_id, self.worklist), find)
             handlers += PerformedStepScp(self.route_id, self.worklist).handlers()
+        if find is not None:
+            handlers.append((evt.EVT_C_FIND, find))
         ae = self._application_entity()
 
         def bind() -> network.Server:

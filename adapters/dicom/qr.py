@@ -23,7 +23,6 @@ from typing import Any, cast
 from pydicom import dcmread
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import UID, ExplicitVRLittleEndian
-from pynetdicom import evt
 from pynetdicom.events import Event
 from pynetdicom.presentation import PresentationContext, build_context
 
@@ -207,9 +206,6 @@ class QueryRetrieve:
             return
         yield len(instances)
         yield from self._sub_operations(event, instances, move=False)
-
-    def handlers(self) -> list[tuple[Any, Callable[..., Any]]]:
-        return [(evt.EVT_C_FIND, self.find), (evt.EVT_C_MOVE, self.move), (evt.EVT_C_GET, self.get)]
 
 
 def _verification() -> PresentationContext:

@@ -24,15 +24,9 @@ from esb.audit.model import AuditEvent, AuditSource
 from esb.audit.schema import patients, records
 from esb.audit.xml import render
 from esb.journal.database import SKIP_LOCKED_DIALECTS
-from esb.journal.store import utcnow
+from esb.journal.store import naive_utc, utcnow
 
 log = logging.getLogger("esb.audit")
-
-
-def naive_utc(moment: dt.datetime) -> dt.datetime:
-    if moment.tzinfo is None:
-        return moment
-    return moment.astimezone(dt.UTC).replace(tzinfo=None)
 
 
 def row_of(event: AuditEvent, source: AuditSource) -> tuple[dict[str, Any], list[dict[str, Any]]]:

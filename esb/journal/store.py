@@ -65,6 +65,13 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
+def naive_utc(moment: dt.datetime) -> dt.datetime:
+    """``moment`` as the journal's columns keep times: naive UTC (a naive one is taken as UTC already)."""
+    if moment.tzinfo is None:
+        return moment
+    return moment.astimezone(dt.UTC).replace(tzinfo=None)
+
+
 def _id() -> str:
     return uuid.uuid4().hex
 

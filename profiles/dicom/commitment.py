@@ -32,6 +32,7 @@ from pydicom.dataset import Dataset
 from sqlalchemy import Engine, and_, insert, or_, select, update
 
 from esb.errors import DicomError
+from esb.journal.store import naive_utc
 from profiles.dicom.commitment_schema import FAILED, PENDING, SENT, commitments
 from profiles.dicom.schema import instances
 
@@ -163,15 +164,15 @@ class Commitments:
             conn.execute(
                 insert(commitments).values(
                     id=row_id, transaction_uid=request.transaction_uid, calling_ae=calling_ae, remote=remote,
-                    refs=json.dumps(request.references), status=PENDING, attempts=0, next_attempt_at=_naive(now),
-                    requested_at=_naive(now),
+                    refs=json.dumps(request.references), status=PENDING, attempts=0, next_attempt_at=naive_utc(now),
+                    requested_at=naive_utc(now),
                 )
             )  # fmt: skip
         return row_id
 
     def claim(self, now: dt.datetime, *, limit: int = CLAIM_LIMIT, lease: float = CLAIM_LEASE) -> list[Due]:
         """Requests whose report is due and that no other node holds, taken for ``lease`` seconds."""
-        at = _naive(now)
+        at = naive_utc(now)
         free = or_(commitments.c.lease_until.is_(None), commitments.c.lease_until < at)
         due = and_(commitments.c.status == PENDING, commitments.c.next_attempt_at <= at, free)
         with self.engine.connect() as conn:
@@ -191,7 +192,7 @@ class Commitments:
         return taken
 
     def sent(self, due: Due, committed: int, failed: int, now: dt.datetime) -> None:
-        self._settle(due, status=SENT, sent_at=_naive(now), committed=committed, failed=failed, error=None)
+        self._settle(due, status=SENT, sent_at=naive_utc(now), committed=committed, failed=failed, error=None)
 
     def retry(self, due: Due, error: str, now: dt.datetime) -> str:
         """A failed attempt: try again after a backoff, or give up after :data:`MAX_ATTEMPTS`; the new status."""
@@ -201,7 +202,7 @@ class Commitments:
             self._settle(due, status=FAILED, attempts=attempts, error=error)
             return FAILED
         delay = min(FIRST_DELAY * 2 ** (attempts - 1), MAX_DELAY)
-        after = _naive(now) + dt.timedelta(seconds=delay)
+        after = naive_utc(now) + dt.timedelta(seconds=delay)
         self._settle(due, status=PENDING, attempts=attempts, next_attempt_at=after, error=error)
         return PENDING
 
@@ -216,7 +217,3 @@ class Commitments:
             query = query.where(commitments.c.status == status)
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(query.limit(limit))]
-
-
-def _naive(moment: dt.datetime) -> dt.datetime:
-    return moment.astimezone(dt.UTC).replace(tzinfo=None) if moment.tzinfo else moment

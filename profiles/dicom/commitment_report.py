@@ -15,12 +15,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from pydicom.dataset import Dataset
-from pynetdicom import AE, build_role, evt
+from pynetdicom import AE, build_role
 
 from esb.errors import DicomError
 from profiles.dicom.commitment import PUSH_MODEL, PUSH_MODEL_INSTANCE, Commitments, Due, event_report, verdict
 from profiles.dicom.config import RemoteAe
-from profiles.dicom.qrscu import nodelay
+from profiles.dicom.qrscu import associated
 
 log = logging.getLogger("esb.dicom.commitment")
 
@@ -46,20 +46,12 @@ def send_report(
     ae = AE(ae_title=local_ae)
     ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = timeout
     ae.add_requested_context(PUSH_MODEL)
-    role = build_role(PUSH_MODEL, scp_role=True)
-    where = f"{remote.ae_title} at {remote.host}:{remote.port}"
-    assoc = ae.associate(remote.host, remote.port, ae_title=remote.ae_title, ext_neg=[role],
-                         evt_handlers=[(evt.EVT_CONN_OPEN, nodelay)])  # fmt: skip
-    if not assoc.is_established:
-        raise DicomError(f"{where} refused or did not answer the association", status=0xA801)
-    try:
+    with associated(ae, remote, roles=[build_role(PUSH_MODEL, scp_role=True)]) as assoc:
         answer, _ = assoc.send_n_event_report(information, event_type, PUSH_MODEL, PUSH_MODEL_INSTANCE)
-    finally:
-        if assoc.is_established:
-            assoc.release()
     status = int(answer.get("Status", -1)) if answer else -1
     if status != 0x0000:
         what = "no answer" if status < 0 else f"status 0x{status:04X}"
+        where = f"{remote.ae_title} at {remote.host}:{remote.port}"
         raise DicomError(f"{where} answered the N-EVENT-REPORT with {what}", status=0xA801)
 
 

@@ -18,7 +18,7 @@ import shutil
 import socket
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -75,6 +75,28 @@ def nodelay(event: evt.Event) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
+@contextmanager
+def associated(
+    ae: AE, remote: RemoteAe, *, roles: Sequence[Any] = (), handlers: Sequence[Any] = ()
+) -> Iterator[Association]:
+    """An association with ``remote`` (TCP_NODELAY), released afterwards; DicomError 0xA801 when refused."""
+    assoc = ae.associate(
+        remote.host,
+        remote.port,
+        ae_title=remote.ae_title,
+        ext_neg=list(roles),
+        evt_handlers=[(evt.EVT_CONN_OPEN, nodelay), *handlers],
+    )
+    if not assoc.is_established:
+        where = f"{remote.ae_title} at {remote.host}:{remote.port}"
+        raise DicomError(f"{where} refused or did not answer the association", status=0xA801)
+    try:
+        yield assoc
+    finally:
+        if assoc.is_established:
+            assoc.release()
+
+
 @dataclass(frozen=True)
 class RetrieveResult:
     """The final C-GET / C-MOVE counts; ``failed`` lists SOP Instance UIDs the peer named, when it did."""
@@ -109,24 +131,10 @@ class QrScu:
             setattr(ae, name, self.timeout)
         return ae
 
-    @contextmanager
-    def _associate(self, ae: AE, *, roles: Sequence[Any] = (), handlers: Sequence[Any] = ()) -> Iterator[Association]:
-        remote = self.remote
-        assoc = ae.associate(
-            remote.host,
-            remote.port,
-            ae_title=remote.ae_title,
-            ext_neg=list(roles),
-            evt_handlers=[(evt.EVT_CONN_OPEN, nodelay), *handlers],
-        )
-        if not assoc.is_established:
-            where = f"{remote.ae_title} at {remote.host}:{remote.port}"
-            raise DicomError(f"{where} refused or did not answer the association", status=0xA801)
-        try:
-            yield assoc
-        finally:
-            if assoc.is_established:
-                assoc.release()
+    def _associate(
+        self, ae: AE, *, roles: Sequence[Any] = (), handlers: Sequence[Any] = ()
+    ) -> AbstractContextManager[Association]:
+        return associated(ae, self.remote, roles=roles, handlers=handlers)
 
     def find(self, identifier: Dataset) -> list[Dataset]:
         """One C-FIND (Study Root) on a fresh association.

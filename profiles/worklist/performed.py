@@ -25,6 +25,7 @@ from sqlalchemy import Engine, and_, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from esb.errors import DicomError
+from profiles.dicom.attributes import text
 from profiles.worklist.schema import (
     COMPLETED,
     DISCONTINUED,
@@ -59,8 +60,8 @@ class PerformedSteps:
         try:
             with self.engine.begin() as conn:
                 conn.execute(insert(performed).values(
-                    sop_uid=sop_uid, status=status, station_ae=_text(attributes, "PerformedStationAETitle", 16),
-                    modality=_text(attributes, "Modality", 16), accession_numbers=_accessions(attributes),
+                    sop_uid=sop_uid, status=status, station_ae=text(attributes, "PerformedStationAETitle", 16),
+                    modality=text(attributes, "Modality", 16), accession_numbers=_accessions(attributes),
                     attributes=attributes.to_json_dict(), created_at=now, updated_at=now,
                 ))  # fmt: skip
                 self._carry(conn, attributes, status, now)
@@ -95,8 +96,8 @@ class PerformedSteps:
         """The MPPS's status onto the worklist items it was performed for."""
         keys = []
         for step in attributes.get("ScheduledStepAttributesSequence", []):
-            accession = _text(step, "AccessionNumber", 16)
-            sps_id = _text(step, "ScheduledProcedureStepID", 16)
+            accession = text(step, "AccessionNumber", 16)
+            sps_id = text(step, "ScheduledProcedureStepID", 16)
             if accession:
                 match = items.c.accession_number == accession
                 keys.append(and_(match, items.c.sps_id == sps_id) if sps_id else match)
@@ -117,10 +118,6 @@ def with_status(attributes: dict[str, Any], status: str) -> dict[str, Any]:
     return ds.to_json_dict()
 
 
-def _text(ds: Dataset, keyword: str, limit: int) -> str:
-    return str(ds.get(keyword, "") or "").strip()[:limit]
-
-
 def _accessions(ds: Dataset) -> str:
-    found = [_text(step, "AccessionNumber", 16) for step in ds.get("ScheduledStepAttributesSequence", [])]
+    found = [text(step, "AccessionNumber", 16) for step in ds.get("ScheduledStepAttributesSequence", [])]
     return "\\".join(a for a in found if a)[:200]

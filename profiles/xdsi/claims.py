@@ -24,20 +24,17 @@ import uuid
 from sqlalchemy import Engine, delete, insert, update
 from sqlalchemy.exc import IntegrityError
 
+from esb.journal.store import naive_utc
 from profiles.xdsi.schema import claims
 
 #: longer than any one submission takes (an in-process ITI-41 of one KOS: well under a minute)
 LEASE = dt.timedelta(minutes=10)
 
 
-def _naive_utc(moment: dt.datetime) -> dt.datetime:
-    return moment.astimezone(dt.UTC).replace(tzinfo=None) if moment.tzinfo else moment
-
-
 def claim(engine: Engine, study_uid: str, now: dt.datetime, lease: dt.timedelta = LEASE) -> str | None:
     """The claim's owner token when this caller may publish ``study_uid`` now; None while another holds it."""
     owner = uuid.uuid4().hex
-    now = _naive_utc(now)
+    now = naive_utc(now)
     try:
         with engine.begin() as conn:
             conn.execute(insert(claims).values(study_uid=study_uid, owner=owner, lease_until=now + lease))
