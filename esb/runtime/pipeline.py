@@ -122,6 +122,8 @@ class Compiler:
                     items = carrier.properties.pop(SERVICE_DELIVERIES, None) if carrier is not None else None
                     if items is not None and all(items is not q for q in queued):  # copies share the list
                         queued.append(items)
+                        for item in items:  # kept without passwords, as a route's own to: (context.py)
+                            item.destination = self.context.stored_destination(item.destination)
                         run.deliveries.extend(items)
                 if reply is not None and not keep_body:
                     exchange.body, exchange.headers = reply.body, {**exchange.headers, **reply.headers}

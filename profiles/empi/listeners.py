@@ -20,7 +20,7 @@ import yaml
 from esb.errors import ConfigError, LintError
 from esb.journal import NewDelivery
 from esb.routes.model import RetryPolicy
-from esb.uri import UriError, parse_uri, redact
+from esb.uri import UriError, parse_uri
 from esb.yamlnodes import Nodes
 from profiles.empi import codec
 from profiles.empi.events import EVENT_KINDS, EmpiEvent
@@ -137,7 +137,5 @@ def deliveries_for(
             }
             if event.person_id:
                 headers["empi-person"] = event.person_id
-            # the journal keeps the URI without its password (esb.runtime.context.stored_destination)
-            destination = redact(listener.uri)
-            out.append(NewDelivery(destination=destination, body=body, headers=headers, retry=listener.retry))
+            out.append(NewDelivery(destination=listener.uri, body=body, headers=headers, retry=listener.retry))
     return out

@@ -87,7 +87,7 @@ class EmpiService(Service):
         await asyncio.to_thread(self.index.setup)
         path = self.config.listeners_file
         self.listeners = load_listeners(Path(path)) if path else []
-        for listener in self.listeners:  # so the delivery workers know each redacted URI's password
+        for listener in self.listeners:  # every node knows each listener's password before it delivers
             self.context.stored_destination(listener.uri)
 
     async def call(self, operation: str, exchange: Exchange) -> Exchange | None:
